@@ -1,0 +1,527 @@
+#include "config/config.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <yaml-cpp/yaml.h>
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace aigis::config {
+namespace {
+
+// Walks a YAML document, converting nodes to typed fields and collecting
+// every error with its line. Each Map() call lists the keys it accepts; any
+// other key is reported as unknown.
+class Reader {
+ public:
+  Reader(std::string name, std::string base_dir) : name_(std::move(name)), base_dir_(std::move(base_dir)) {}
+
+  std::vector<std::string>& errors() { return errors_; }
+
+  void Error(const YAML::Node& at, const std::string& msg) { ErrorAt(LineOf(at), msg); }
+  void ErrorAt(int line, const std::string& msg) { errors_.push_back(fmt::format("{}:{}: {}", name_, line, msg)); }
+  static int LineOf(const YAML::Node& n) { return n.Mark().line >= 0 ? n.Mark().line + 1 : 0; }
+
+  // Checks that `node` is a map whose keys are all in `allowed`.
+  bool Map(const YAML::Node& node, const std::string& what, std::initializer_list<std::string_view> allowed) {
+    if (!node.IsMap()) {
+      Error(node, fmt::format("{} must be a mapping", what));
+      return false;
+    }
+    for (const auto& kv : node) {
+      std::string key = kv.first.Scalar();
+      bool ok = false;
+      for (auto a : allowed) ok = ok || a == key;
+      if (!ok) {
+        std::string list;
+        for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        Error(kv.first, fmt::format("unknown key '{}' in {} (allowed: {})", key, what, list));
+      }
+    }
+    return true;
+  }
+
+  // Scalar string with ${env:NAME} / ${file:PATH} substitution.
+  std::optional<std::string> String(const YAML::Node& n, const std::string& what) {
+    if (!n.IsScalar()) {
+      Error(n, fmt::format("{} must be a string", what));
+      return std::nullopt;
+    }
+    return Substitute(n, n.Scalar(), what);
+  }
+
+  void Str(const YAML::Node& parent, const char* key, std::string& out, const std::string& what) {
+    if (auto n = parent[key]) {
+      if (auto v = String(n, what + "." + key)) out = *v;
+    }
+  }
+  void SecretField(const YAML::Node& parent, const char* key, Secret& out, const std::string& what) {
+    if (auto n = parent[key]) {
+      if (auto v = String(n, what + "." + key)) out = Secret(*v);
+    }
+  }
+  void Bool(const YAML::Node& parent, const char* key, bool& out, const std::string& what) {
+    auto n = parent[key];
+    if (!n) return;
+    if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false")) {
+      out = n.Scalar() == "true";
+    } else {
+      Error(n, fmt::format("{}.{} must be true or false", what, key));
+    }
+  }
+  template <typename Int>
+  void Integer(const YAML::Node& parent, const char* key, Int& out, const std::string& what, int64_t lo, int64_t hi) {
+    auto n = parent[key];
+    if (!n) return;
+    int64_t v = 0;
+    const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size()) {
+      Error(n, fmt::format("{}.{} must be an integer", what, key));
+    } else if (v < lo || v > hi) {
+      Error(n, fmt::format("{}.{} must be between {} and {}", what, key, lo, hi));
+    } else {
+      out = static_cast<Int>(v);
+    }
+  }
+  // Sizes accept plain bytes or KiB/MiB/GiB suffixes ("16KiB", "10MiB").
+  void Size(const YAML::Node& parent, const char* key, size_t& out, const std::string& what, size_t lo, size_t hi) {
+    auto n = parent[key];
+    if (!n) return;
+    std::string s = n.IsScalar() ? n.Scalar() : "";
+    uint64_t mult = 1;
+    for (auto [suffix, m] : {std::pair{"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}}) {
+      if (s.size() > 3 && s.ends_with(suffix)) {
+        mult = m;
+        s.resize(s.size() - 3);
+        break;
+      }
+    }
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v > hi / mult) {
+      Error(n, fmt::format("{}.{} must be a size in bytes (e.g. 16384, 64KiB, 10MiB) of at most {}", what, key, hi));
+      return;
+    }
+    v *= mult;
+    if (v < lo) {
+      Error(n, fmt::format("{}.{} must be at least {} bytes", what, key, lo));
+      return;
+    }
+    out = v;
+  }
+  void Duration(const YAML::Node& parent, const char* key, milliseconds& out, const std::string& what,
+                milliseconds lo = milliseconds(1)) {
+    auto n = parent[key];
+    if (!n) return;
+    auto d = ParseDuration(n.IsScalar() ? n.Scalar() : "");
+    if (!d.ok()) {
+      Error(n, fmt::format("{}.{}: {}", what, key, d.status().message()));
+    } else if (*d < lo) {
+      Error(n, fmt::format("{}.{} must be at least {}ms", what, key, lo.count()));
+    } else {
+      out = *d;
+    }
+  }
+  std::vector<std::string> StringList(const YAML::Node& n, const std::string& what) {
+    std::vector<std::string> out;
+    if (!n.IsSequence()) {
+      Error(n, fmt::format("{} must be a list of strings", what));
+      return out;
+    }
+    for (const auto& item : n) {
+      if (auto v = String(item, what + "[]")) out.push_back(*v);
+    }
+    return out;
+  }
+
+ private:
+  std::optional<std::string> Substitute(const YAML::Node& n, const std::string& in, const std::string& what) {
+    std::string out;
+    size_t i = 0;
+    while (i < in.size()) {
+      size_t start = in.find("${", i);
+      if (start == std::string::npos) {
+        out.append(in, i);
+        break;
+      }
+      out.append(in, i, start - i);
+      size_t end = in.find('}', start);
+      if (end == std::string::npos) {
+        Error(n, fmt::format("{}: unterminated '${{' (write ${{env:NAME}} or ${{file:PATH}})", what));
+        return std::nullopt;
+      }
+      std::string_view ref(in.data() + start + 2, end - start - 2);
+      if (StartsWith(ref, "env:")) {
+        std::string var(ref.substr(4));
+        const char* v = var.empty() ? nullptr : std::getenv(var.c_str());
+        if (!v) {
+          Error(n, fmt::format("{}: environment variable '{}' is not set", what, var));
+          return std::nullopt;
+        }
+        out += v;
+      } else if (StartsWith(ref, "file:")) {
+        std::filesystem::path p(std::string(ref.substr(5)));
+        if (p.is_relative()) p = std::filesystem::path(base_dir_) / p;
+        std::ifstream f(p, std::ios::binary);
+        if (!f) {
+          Error(n, fmt::format("{}: cannot read secret file '{}'", what, p.string()));
+          return std::nullopt;
+        }
+        std::stringstream ss;
+        ss << f.rdbuf();
+        std::string content = ss.str();
+        while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) content.pop_back();
+        out += content;
+      } else {
+        Error(n, fmt::format("{}: unknown reference '${{{}}}' (write ${{env:NAME}} or ${{file:PATH}})", what, ref));
+        return std::nullopt;
+      }
+      i = end + 1;
+    }
+    return out;
+  }
+
+  std::string name_;
+  std::string base_dir_;
+  std::vector<std::string> errors_;
+};
+
+void ParseListener(Reader& r, const YAML::Node& n, ListenerConfig& out, const std::string& what) {
+  if (!r.Map(n, what, {"address", "tls"})) return;
+  if (auto a = n["address"]) {
+    if (auto s = r.String(a, what + ".address")) {
+      size_t colon = s->rfind(':');
+      std::string host = colon == std::string::npos ? "" : s->substr(0, colon);
+      if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+      std::string port = colon == std::string::npos ? "" : s->substr(colon + 1);
+      unsigned char buf[16];
+      int p = -1;
+      auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+      bool ip_ok = inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+      if (!ip_ok || port.empty() || ec != std::errc() || ptr != port.data() + port.size() || p < 0 || p > 65535) {
+        r.Error(a, fmt::format("{}.address must be IP:PORT (e.g. 127.0.0.1:8080, [::1]:8080), got '{}'", what, *s));
+      } else {
+        out.host = host;
+        out.port = static_cast<uint16_t>(p);
+      }
+    }
+  }
+  if (auto t = n["tls"]) {
+    if (r.Map(t, what + ".tls", {"cert_file", "key_file"})) {
+      TlsServerConfig tls;
+      r.Str(t, "cert_file", tls.cert_file, what + ".tls");
+      r.Str(t, "key_file", tls.key_file, what + ".tls");
+      if (tls.cert_file.empty() || tls.key_file.empty()) {
+        r.Error(t, fmt::format("{}.tls needs both cert_file and key_file", what));
+      }
+      out.tls = tls;
+    }
+  }
+}
+
+void ParseServer(Reader& r, const YAML::Node& n, ServerConfig& s) {
+  if (!r.Map(n, "server", {"threads", "max_header_bytes", "max_body_bytes", "max_response_bytes",
+                           "max_sse_event_bytes", "max_connections", "header_timeout", "body_timeout",
+                           "idle_timeout", "write_timeout", "shutdown_timeout"})) {
+    return;
+  }
+  r.Integer(n, "threads", s.threads, "server", 0, 256);
+  r.Size(n, "max_header_bytes", s.max_header_bytes, "server", 1024, 1 << 20);
+  r.Size(n, "max_body_bytes", s.max_body_bytes, "server", 1024, 1ULL << 30);
+  r.Size(n, "max_response_bytes", s.max_response_bytes, "server", 1024, 1ULL << 32);
+  r.Size(n, "max_sse_event_bytes", s.max_sse_event_bytes, "server", 1024, 64ULL << 20);
+  r.Integer(n, "max_connections", s.max_connections, "server", 1, 1'000'000);
+  r.Duration(n, "header_timeout", s.header_timeout, "server");
+  r.Duration(n, "body_timeout", s.body_timeout, "server");
+  r.Duration(n, "idle_timeout", s.idle_timeout, "server");
+  r.Duration(n, "write_timeout", s.write_timeout, "server");
+  r.Duration(n, "shutdown_timeout", s.shutdown_timeout, "server", milliseconds(0));
+}
+
+void ParseUpstream(Reader& r, const YAML::Node& n, Config& cfg) {
+  UpstreamConfig u;
+  u.line = Reader::LineOf(n);
+  if (!r.Map(n, "upstream", {"name", "provider", "base_url", "api_key", "headers", "anthropic_version",
+                             "connect_timeout", "response_timeout", "idle_timeout", "max_idle_connections",
+                             "tls"})) {
+    return;
+  }
+  r.Str(n, "name", u.name, "upstream");
+  std::string what = fmt::format("upstream '{}'", u.name);
+  if (u.name.empty()) r.Error(n, "upstream needs a name");
+  std::string provider;
+  r.Str(n, "provider", provider, what);
+  if (provider == "openai") u.provider = Provider::kOpenAI;
+  else if (provider == "anthropic") u.provider = Provider::kAnthropic;
+  else if (provider == "echo") u.provider = Provider::kEcho;
+  else r.Error(n["provider"] ? n["provider"] : n, fmt::format("{}: provider must be openai, anthropic or echo", what));
+  r.Str(n, "base_url", u.base_url, what);
+  if (u.base_url.empty()) {
+    if (u.provider == Provider::kOpenAI) u.base_url = "https://api.openai.com/v1";
+    if (u.provider == Provider::kAnthropic) u.base_url = "https://api.anthropic.com/v1";
+  } else if (!StartsWith(u.base_url, "http://") && !StartsWith(u.base_url, "https://")) {
+    r.Error(n["base_url"], fmt::format("{}: base_url must start with http:// or https://", what));
+  }
+  r.SecretField(n, "api_key", u.api_key, what);
+  if (auto h = n["headers"]) {
+    if (h.IsMap()) {
+      for (const auto& kv : h) {
+        if (auto v = r.String(kv.second, what + ".headers")) u.headers[kv.first.Scalar()] = Secret(*v);
+      }
+    } else {
+      r.Error(h, what + ".headers must be a mapping of header name to value");
+    }
+  }
+  r.Str(n, "anthropic_version", u.anthropic_version, what);
+  r.Duration(n, "connect_timeout", u.connect_timeout, what);
+  r.Duration(n, "response_timeout", u.response_timeout, what);
+  r.Duration(n, "idle_timeout", u.idle_timeout, what);
+  r.Integer(n, "max_idle_connections", u.max_idle_connections, what, 0, 10'000);
+  if (auto t = n["tls"]) {
+    if (r.Map(t, what + ".tls", {"verify", "ca_file", "server_name"})) {
+      r.Bool(t, "verify", u.tls.verify, what + ".tls");
+      r.Str(t, "ca_file", u.tls.ca_file, what + ".tls");
+      r.Str(t, "server_name", u.tls.server_name, what + ".tls");
+    }
+  }
+  for (const auto& other : cfg.upstreams) {
+    if (!u.name.empty() && other.name == u.name) {
+      r.Error(n, fmt::format("upstream '{}' is declared twice (first at line {})", u.name, other.line));
+    }
+  }
+  cfg.upstreams.push_back(std::move(u));
+}
+
+void ParseRoute(Reader& r, const YAML::Node& n, Config& cfg) {
+  RouteConfig rt;
+  rt.line = Reader::LineOf(n);
+  if (!r.Map(n, "route", {"name", "paths", "models", "upstreams"})) return;
+  r.Str(n, "name", rt.name, "route");
+  if (rt.name.empty()) r.Error(n, "route needs a name");
+  std::string what = fmt::format("route '{}'", rt.name);
+  if (auto p = n["paths"]) {
+    rt.paths = r.StringList(p, what + ".paths");
+    for (const auto& path : rt.paths) {
+      bool known = false;
+      for (const auto& k : KnownLlmPaths()) known = known || k == path;
+      if (!known) {
+        r.Error(p, fmt::format("{}: unknown path '{}' (known: /v1/chat/completions, /v1/responses, "
+                               "/v1/embeddings, /v1/messages)", what, path));
+      }
+    }
+  } else {
+    rt.paths = KnownLlmPaths();
+  }
+  if (auto m = n["models"]) rt.models = r.StringList(m, what + ".models");
+  else rt.models = {"*"};
+  if (auto u = n["upstreams"]) rt.upstreams = r.StringList(u, what + ".upstreams");
+  if (rt.upstreams.empty()) r.Error(n, fmt::format("{} needs at least one upstream", what));
+  for (const auto& name : rt.upstreams) {
+    if (!cfg.FindUpstream(name)) {
+      r.Error(n["upstreams"], fmt::format("{}: upstream '{}' is not declared under upstreams", what, name));
+    }
+  }
+  for (const auto& other : cfg.routes) {
+    if (!rt.name.empty() && other.name == rt.name) {
+      r.Error(n, fmt::format("route '{}' is declared twice (first at line {})", rt.name, other.line));
+    }
+  }
+  cfg.routes.push_back(std::move(rt));
+}
+
+LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
+  Config cfg;
+  cfg.source = source;
+  bool declared_upstreams = false, declared_routes = false;
+  if (root.IsNull()) {
+    // An empty file means "all defaults".
+  } else if (r.Map(root, "the top level", {"listeners", "server", "data_dir", "log", "reload", "upstreams",
+                                           "model_aliases", "routes"})) {
+    if (auto l = root["listeners"]) {
+      if (r.Map(l, "listeners", {"proxy", "admin"})) {
+        if (auto p = l["proxy"]) ParseListener(r, p, cfg.proxy, "listeners.proxy");
+        if (auto a = l["admin"]) ParseListener(r, a, cfg.admin, "listeners.admin");
+      }
+    }
+    if (auto s = root["server"]) ParseServer(r, s, cfg.server);
+    if (auto d = root["data_dir"]) {
+      if (auto v = r.String(d, "data_dir")) cfg.data_dir = *v;
+    }
+    if (auto l = root["log"]) {
+      if (r.Map(l, "log", {"level", "access_log"})) {
+        r.Str(l, "level", cfg.log.level, "log");
+        r.Str(l, "access_log", cfg.log.access_log, "log");
+        static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error", "off"};
+        if (!kLevels.count(cfg.log.level)) r.Error(l["level"], "log.level must be trace, debug, info, warn, error or off");
+        if (cfg.log.access_log.empty()) r.Error(l["access_log"], "log.access_log must be stdout, off or a file path");
+      }
+    }
+    if (auto rl = root["reload"]) {
+      if (r.Map(rl, "reload", {"watch", "interval"})) {
+        r.Bool(rl, "watch", cfg.reload.watch, "reload");
+        r.Duration(rl, "interval", cfg.reload.interval, "reload", milliseconds(50));
+      }
+    }
+    if (auto u = root["upstreams"]) {
+      declared_upstreams = true;
+      if (!u.IsSequence()) r.Error(u, "upstreams must be a list");
+      else for (const auto& item : u) ParseUpstream(r, item, cfg);
+    }
+    if (auto a = root["model_aliases"]) {
+      if (!a.IsMap()) {
+        r.Error(a, "model_aliases must be a mapping of alias to model name");
+      } else {
+        for (const auto& kv : a) {
+          if (auto v = r.String(kv.second, "model_aliases." + kv.first.Scalar())) {
+            cfg.model_aliases[kv.first.Scalar()] = *v;
+          }
+        }
+      }
+    }
+    if (auto rt = root["routes"]) {
+      declared_routes = true;
+      if (!rt.IsSequence()) r.Error(rt, "routes must be a list");
+      else for (const auto& item : rt) ParseRoute(r, item, cfg);
+    }
+  }
+  if (!declared_upstreams && !declared_routes) {
+    Config d = Defaults();
+    cfg.upstreams = d.upstreams;
+    cfg.routes = d.routes;
+  } else if (!declared_routes) {
+    r.ErrorAt(1, "upstreams are declared but no routes: add routes that send models to them");
+  }
+  if (cfg.proxy.host == cfg.admin.host && cfg.proxy.port == cfg.admin.port && cfg.proxy.port != 0) {
+    r.ErrorAt(1, "listeners.proxy and listeners.admin must not use the same address");
+  }
+  LoadResult out;
+  out.errors = std::move(r.errors());
+  if (out.errors.empty()) out.config = std::move(cfg);
+  return out;
+}
+
+// yaml-cpp parses flow collections recursively; bound nesting and size before
+// handing it text, so a hostile file is an error rather than a stack overflow.
+constexpr size_t kMaxConfigBytes = 1 << 20;
+constexpr int kMaxFlowDepth = 64;
+
+std::optional<std::string> CheckBounds(const std::string& text, const std::string& name) {
+  if (text.size() > kMaxConfigBytes) {
+    return fmt::format("{}:1: config file is larger than {} bytes", name, kMaxConfigBytes);
+  }
+  int depth = 0, line = 1;
+  char quote = 0;
+  bool comment = false;
+  for (char c : text) {
+    if (c == '\n') { ++line; comment = false; continue; }
+    if (comment) continue;
+    if (quote) { if (c == quote) quote = 0; continue; }
+    if (c == '#') comment = true;
+    else if (c == '"' || c == '\'') quote = c;
+    else if (c == '[' || c == '{') {
+      if (++depth > kMaxFlowDepth) {
+        return fmt::format("{}:{}: nesting deeper than {} levels", name, line, kMaxFlowDepth);
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) --depth;
+  }
+  return std::nullopt;
+}
+
+LoadResult LoadImpl(const std::string& text, const std::string& name, const std::string& base_dir) {
+  if (auto err = CheckBounds(text, name)) {
+    LoadResult out;
+    out.errors.push_back(*err);
+    return out;
+  }
+  Reader r(name, base_dir);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    LoadResult out;
+    out.errors.push_back(fmt::format("{}:{}: {}", name, e.mark.line + 1, e.msg));
+    return out;
+  }
+  try {
+    return Parse(root, r, name);
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp throws on some malformed structures (e.g. aliases used as keys).
+    r.ErrorAt(e.mark.line + 1, e.msg);
+    LoadResult out;
+    out.errors = std::move(r.errors());
+    return out;
+  }
+}
+
+}  // namespace
+
+std::string_view ProviderName(Provider p) {
+  switch (p) {
+    case Provider::kOpenAI: return "openai";
+    case Provider::kAnthropic: return "anthropic";
+    case Provider::kEcho: return "echo";
+  }
+  return "unknown";
+}
+
+const std::vector<std::string>& KnownLlmPaths() {
+  static const std::vector<std::string> kPaths{"/v1/chat/completions", "/v1/responses", "/v1/embeddings",
+                                               "/v1/messages"};
+  return kPaths;
+}
+
+const UpstreamConfig* Config::FindUpstream(std::string_view name) const {
+  for (const auto& u : upstreams) {
+    if (u.name == name) return &u;
+  }
+  return nullptr;
+}
+
+Config Defaults() {
+  Config c;
+  UpstreamConfig echo;
+  echo.name = "echo";
+  echo.provider = Provider::kEcho;
+  c.upstreams.push_back(echo);
+  RouteConfig route;
+  route.name = "default";
+  route.paths = KnownLlmPaths();
+  route.models = {"*"};
+  route.upstreams = {"echo"};
+  c.routes.push_back(route);
+  return c;
+}
+
+LoadResult LoadString(const std::string& text, const std::string& name, const std::string& base_dir) {
+  return LoadImpl(text, name, base_dir);
+}
+
+LoadResult LoadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    LoadResult out;
+    out.errors.push_back(fmt::format("{}:0: cannot open config file", path));
+    return out;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  auto dir = std::filesystem::path(path).parent_path().string();
+  return LoadImpl(ss.str(), path, dir.empty() ? "." : dir);
+}
+
+FileStamp StampOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+          static_cast<int64_t>(st.st_size), static_cast<uint64_t>(st.st_ino)};
+}
+
+}  // namespace aigis::config

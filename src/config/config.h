@@ -1,0 +1,150 @@
+// config: aigis.yaml parsed once into typed, validated, immutable structs.
+//
+// Every key has a documented default (docs/config.md is the reference, and
+// each field below names its default). Loading never stops at the first
+// problem: it collects every error as "file:line: message" so that
+// `aigis check-config` shows them all at once. Unknown keys are errors.
+//
+// Secrets are written as ${env:NAME} or ${file:PATH} (PATH relative to the
+// config file) and held in Secret, which has no printer: they never reach a log.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/core.h"
+
+namespace aigis::config {
+
+using std::chrono::milliseconds;
+
+// A value that must never be logged. Only Reveal() gives the text.
+class Secret {
+ public:
+  Secret() = default;
+  explicit Secret(std::string v) : value_(std::move(v)) {}
+  const std::string& Reveal() const { return value_; }
+  bool empty() const { return value_.empty(); }
+  bool operator==(const Secret&) const = default;
+
+ private:
+  std::string value_;
+};
+
+struct TlsServerConfig {
+  std::string cert_file;  // PEM certificate chain (required when tls is set)
+  std::string key_file;   // PEM private key (required when tls is set)
+  bool operator==(const TlsServerConfig&) const = default;
+};
+
+struct ListenerConfig {
+  std::string host;  // IP literal to bind
+  uint16_t port = 0; // 0 picks a free port (tests)
+  std::optional<TlsServerConfig> tls;
+  bool operator==(const ListenerConfig&) const = default;
+};
+
+struct ServerConfig {
+  int threads = 0;                           // I/O threads; 0 = one per core
+  size_t max_header_bytes = 16 * 1024;       // request line + headers
+  size_t max_body_bytes = 10 * 1024 * 1024;  // request body
+  size_t max_response_bytes = 64 * 1024 * 1024;  // buffered (non-streamed) upstream body
+  size_t max_sse_event_bytes = 1024 * 1024;  // one streamed event
+  size_t max_connections = 10000;            // concurrent client connections
+  milliseconds header_timeout{10'000};       // to read a request's headers
+  milliseconds body_timeout{30'000};         // to read a request's body
+  milliseconds idle_timeout{60'000};         // keep-alive idle connection
+  milliseconds write_timeout{30'000};        // one write to a client
+  milliseconds shutdown_timeout{15'000};     // drain in-flight on SIGTERM
+};
+
+struct LogConfig {
+  std::string level = "info";        // trace|debug|info|warn|error
+  std::string access_log = "stdout"; // stdout | off | a file path
+};
+
+struct ReloadConfig {
+  bool watch = true;             // reload when the file changes (and on SIGHUP)
+  milliseconds interval{1'000};  // how often the file is checked
+};
+
+enum class Provider { kOpenAI, kAnthropic, kEcho };
+std::string_view ProviderName(Provider p);
+
+struct UpstreamTlsConfig {
+  bool verify = true;       // verify the server certificate and host name
+  std::string ca_file;      // extra CA bundle (PEM); system CAs are always used
+  std::string server_name;  // SNI / verified name; default: the URL's host
+};
+
+struct UpstreamConfig {
+  std::string name;
+  Provider provider = Provider::kOpenAI;
+  // Base URL the client SDK would use, including the version prefix:
+  // default https://api.openai.com/v1 (openai), https://api.anthropic.com/v1
+  // (anthropic). A request for /v1/<x> goes to <base_url>/<x>.
+  std::string base_url;
+  Secret api_key;                           // injected by aigis; clients never send it
+  std::map<std::string, Secret> headers;    // extra headers sent upstream
+  std::string anthropic_version = "2023-06-01";  // sent when the client did not
+  milliseconds connect_timeout{5'000};
+  milliseconds response_timeout{120'000};   // until response headers arrive
+  milliseconds idle_timeout{120'000};       // between body bytes
+  size_t max_idle_connections = 64;         // per I/O thread
+  UpstreamTlsConfig tls;
+  int line = 0;                             // where it was declared
+};
+
+struct RouteConfig {
+  std::string name;
+  std::vector<std::string> paths;      // default: every LLM endpoint
+  std::vector<std::string> models;     // glob patterns; default ["*"]
+  std::vector<std::string> upstreams;  // tried in order (fallback)
+  int line = 0;
+};
+
+struct Config {
+  std::string source;  // file the config came from ("" = built-in defaults)
+  ListenerConfig proxy{"127.0.0.1", 8080, std::nullopt};
+  ListenerConfig admin{"127.0.0.1", 8081, std::nullopt};
+  ServerConfig server;
+  std::string data_dir = "./data";
+  LogConfig log;
+  ReloadConfig reload;
+  std::vector<UpstreamConfig> upstreams;           // default: one "echo" upstream
+  std::map<std::string, std::string> model_aliases;  // public name -> model sent upstream
+  std::vector<RouteConfig> routes;                 // default: "*" -> echo
+
+  const UpstreamConfig* FindUpstream(std::string_view name) const;
+};
+
+// The endpoints a route's `paths` may name.
+const std::vector<std::string>& KnownLlmPaths();
+
+struct LoadResult {
+  std::optional<Config> config;     // set when errors is empty
+  std::vector<std::string> errors;  // "file:line: message", in file order
+};
+
+// Parses and validates a config file. Never throws.
+LoadResult LoadFile(const std::string& path);
+// Same, from text (name is used in error messages; relative ${file:} paths
+// resolve against base_dir).
+LoadResult LoadString(const std::string& text, const std::string& name, const std::string& base_dir = ".");
+// The built-in defaults (what `aigis serve` uses with no --config).
+Config Defaults();
+
+// Cheap change detection for hot reload (mtime, size, inode).
+struct FileStamp {
+  int64_t mtime_ns = 0;
+  int64_t size = -1;
+  uint64_t inode = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+FileStamp StampOf(const std::string& path);
+
+}  // namespace aigis::config

@@ -1,0 +1,148 @@
+#include "config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace aigis::config {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+TEST(Config, EmptyFileMeansDefaults) {
+  auto r = LoadString("", "a.yaml");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  EXPECT_EQ(r.config->proxy.port, 8080);
+  EXPECT_EQ(r.config->admin.port, 8081);
+  EXPECT_EQ(r.config->data_dir, "./data");
+  ASSERT_EQ(r.config->routes.size(), 1u);
+  EXPECT_EQ(r.config->routes[0].upstreams[0], "echo");
+}
+
+TEST(Config, ParsesAFullFile) {
+  setenv("AIGIS_TEST_KEY", "sk-test-123", 1);
+  auto r = LoadString(R"(
+listeners:
+  proxy: {address: "127.0.0.1:0"}
+  admin: {address: "[::1]:9091"}
+server:
+  threads: 2
+  max_body_bytes: 1MiB
+  header_timeout: 2s
+upstreams:
+  - name: primary
+    provider: openai
+    base_url: http://127.0.0.1:9000/v1
+    api_key: ${env:AIGIS_TEST_KEY}
+    connect_timeout: 250ms
+  - name: claude
+    provider: anthropic
+model_aliases:
+  fast: gpt-4o-mini
+routes:
+  - name: openai
+    models: ["gpt-*"]
+    upstreams: [primary]
+  - name: anthropic
+    paths: [/v1/messages]
+    upstreams: [claude]
+)", "t.yaml");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  const Config& c = *r.config;
+  EXPECT_EQ(c.proxy.port, 0);
+  EXPECT_EQ(c.admin.host, "::1");
+  EXPECT_EQ(c.server.threads, 2);
+  EXPECT_EQ(c.server.max_body_bytes, 1u << 20);
+  EXPECT_EQ(c.server.header_timeout.count(), 2000);
+  ASSERT_EQ(c.upstreams.size(), 2u);
+  EXPECT_EQ(c.upstreams[0].api_key.Reveal(), "sk-test-123");
+  EXPECT_EQ(c.upstreams[0].connect_timeout.count(), 250);
+  EXPECT_EQ(c.upstreams[1].base_url, "https://api.anthropic.com/v1");
+  EXPECT_EQ(c.model_aliases.at("fast"), "gpt-4o-mini");
+  EXPECT_THAT(c.routes[1].paths, ElementsAre("/v1/messages"));
+  EXPECT_THAT(c.routes[1].models, ElementsAre("*"));
+}
+
+TEST(Config, ReportsEveryErrorWithFileAndLine) {
+  unsetenv("AIGIS_MISSING_VAR");
+  auto r = LoadString(R"(listeners:
+  proxy: {address: "localhost:80"}
+server:
+  max_body_bytes: lots
+  header_timeout: 10
+  bogus: 1
+upstreams:
+  - name: a
+    provider: openia
+    api_key: ${env:AIGIS_MISSING_VAR}
+routes:
+  - name: r
+    upstreams: [nope]
+    paths: [/v1/chat]
+)", "bad.yaml");
+  ASSERT_FALSE(r.config);
+  std::string all;
+  for (auto& e : r.errors) all += e + "\n";
+  EXPECT_THAT(all, HasSubstr("bad.yaml:2: listeners.proxy.address must be IP:PORT"));
+  EXPECT_THAT(all, HasSubstr("bad.yaml:4: server.max_body_bytes must be a size"));
+  EXPECT_THAT(all, HasSubstr("bad.yaml:5: server.header_timeout: invalid duration '10'"));
+  EXPECT_THAT(all, HasSubstr("bad.yaml:6: unknown key 'bogus' in server"));
+  EXPECT_THAT(all, HasSubstr("bad.yaml:9: upstream 'a': provider must be openai, anthropic or echo"));
+  EXPECT_THAT(all, HasSubstr("bad.yaml:10: upstream 'a'.api_key: environment variable 'AIGIS_MISSING_VAR' is not set"));
+  EXPECT_THAT(all, HasSubstr("bad.yaml:13: route 'r': upstream 'nope' is not declared"));
+  EXPECT_THAT(all, HasSubstr("bad.yaml:14: route 'r': unknown path '/v1/chat'"));
+  EXPECT_EQ(r.errors.size(), 8u) << all;
+}
+
+TEST(Config, SyntaxErrorHasLine) {
+  auto r = LoadString("server:\n  threads: [1,\n", "s.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_THAT(r.errors[0], HasSubstr("s.yaml:"));
+}
+
+TEST(Config, SecretsFromFilesRelativeToConfig) {
+  auto dir = std::filesystem::temp_directory_path() / "aigis_config_test";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "key.txt") << "sk-from-file\n";
+  std::ofstream(dir / "aigis.yaml") << "upstreams:\n  - {name: u, provider: openai, api_key: \"${file:key.txt}\"}\n"
+                                       "routes:\n  - {name: r, upstreams: [u]}\n";
+  auto r = LoadFile((dir / "aigis.yaml").string());
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  EXPECT_EQ(r.config->upstreams[0].api_key.Reveal(), "sk-from-file");
+  auto missing = LoadString("upstreams:\n  - {name: u, provider: openai, api_key: \"${file:nope}\"}\n"
+                            "routes:\n  - {name: r, upstreams: [u]}\n", "m.yaml", dir.string());
+  ASSERT_EQ(missing.errors.size(), 1u);
+  EXPECT_THAT(missing.errors[0], HasSubstr("m.yaml:2: upstream 'u'.api_key: cannot read secret file"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Config, UpstreamsWithoutRoutesIsAnError) {
+  auto r = LoadString("upstreams:\n  - {name: u, provider: echo}\n", "x.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_THAT(r.errors[0], HasSubstr("no routes"));
+}
+
+TEST(Config, DuplicateNamesAreErrors) {
+  auto r = LoadString("upstreams:\n  - {name: u, provider: echo}\n  - {name: u, provider: echo}\n"
+                      "routes:\n  - {name: r, upstreams: [u]}\n", "d.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_THAT(r.errors[0], HasSubstr("d.yaml:3: upstream 'u' is declared twice (first at line 2)"));
+}
+
+TEST(Config, HostileYamlDoesNotCrash) {
+  std::vector<std::string> inputs = {
+      "[", "{", "a: &a [*a]", "!!binary zzz", "- - - - - -", ":", "a: b: c", "listeners: [1,2]",
+      "server: {threads: -1}", "server: {threads: 99999999999999999999}", "routes: {a: 1}", "upstreams: [1]",
+      std::string(100000, '['), "a: " + std::string(5000, '{'), std::string(2 << 20, 'x')};
+  for (const auto& in : inputs) {
+    auto r = LoadString(in, "h.yaml");
+    EXPECT_TRUE(r.config.has_value() || !r.errors.empty()) << in.substr(0, 40);
+  }
+}
+
+}  // namespace
+}  // namespace aigis::config

@@ -1,0 +1,169 @@
+#include "core/core.h"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <cctype>
+#include <charconv>
+
+namespace aigis {
+
+std::string_view CodeName(Code code) {
+  switch (code) {
+    case Code::kOk: return "ok";
+    case Code::kInvalidArgument: return "invalid_argument";
+    case Code::kUnauthenticated: return "unauthenticated";
+    case Code::kPaymentRequired: return "payment_required";
+    case Code::kPermissionDenied: return "permission_denied";
+    case Code::kNotFound: return "not_found";
+    case Code::kAlreadyExists: return "already_exists";
+    case Code::kPayloadTooLarge: return "payload_too_large";
+    case Code::kResourceExhausted: return "resource_exhausted";
+    case Code::kCancelled: return "cancelled";
+    case Code::kInternal: return "internal";
+    case Code::kUnavailable: return "unavailable";
+    case Code::kDeadlineExceeded: return "deadline_exceeded";
+    case Code::kFailedPrecondition: return "failed_precondition";
+  }
+  return "unknown";
+}
+
+int HttpStatusFor(Code code) {
+  switch (code) {
+    case Code::kOk: return 200;
+    case Code::kInvalidArgument: return 400;
+    case Code::kUnauthenticated: return 401;
+    case Code::kPaymentRequired: return 402;
+    case Code::kPermissionDenied: return 403;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists: return 409;
+    case Code::kPayloadTooLarge: return 413;
+    case Code::kResourceExhausted: return 429;
+    case Code::kCancelled: return 499;
+    case Code::kInternal: return 500;
+    case Code::kUnavailable: return 502;
+    case Code::kDeadlineExceeded: return 504;
+    case Code::kFailedPrecondition: return 503;
+  }
+  return 500;
+}
+
+std::string Status::ToString() const {
+  if (ok()) return "ok";
+  return fmt::format("{}: {}", CodeName(code_), message_);
+}
+
+std::string FormatRfc3339(WallTime t) {
+  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:06d}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(secs)),
+                     micros);
+}
+
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  std::string_view s = TrimWhitespace(text);
+  if (s.empty()) return InvalidArgument("empty duration");
+  std::chrono::milliseconds total{0};
+  bool any = false;
+  while (!s.empty()) {
+    uint64_t n = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec != std::errc() || p == s.data()) {
+      return InvalidArgument(fmt::format("invalid duration '{}': expected e.g. 500ms, 10s, 5m, 1h", text));
+    }
+    s.remove_prefix(p - s.data());
+    int64_t unit_ms = 0;
+    if (StartsWith(s, "ms")) { unit_ms = 1; s.remove_prefix(2); }
+    else if (StartsWith(s, "s")) { unit_ms = 1000; s.remove_prefix(1); }
+    else if (StartsWith(s, "m")) { unit_ms = 60'000; s.remove_prefix(1); }
+    else if (StartsWith(s, "h")) { unit_ms = 3'600'000; s.remove_prefix(1); }
+    else {
+      return InvalidArgument(fmt::format("invalid duration '{}': a unit (ms, s, m, h) must follow each number", text));
+    }
+    if (n > 10'000'000'000ULL / static_cast<uint64_t>(unit_ms)) {
+      return InvalidArgument(fmt::format("duration '{}' is too large", text));
+    }
+    total += std::chrono::milliseconds(static_cast<int64_t>(n) * unit_ms);
+    any = true;
+  }
+  if (!any) return InvalidArgument(fmt::format("invalid duration '{}'", text));
+  return total;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool StartsWith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+std::string ToLowerAscii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view TrimWhitespace(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+bool GlobMatch(std::string_view pattern, std::string_view text) {
+  // Iterative matcher with single backtrack point: linear in practice, no
+  // recursion, so hostile patterns cannot blow the stack.
+  size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
+      ++p; ++t;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = t;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+bool IsValidUtf8(std::string_view s) {
+  const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+  size_t n = s.size(), i = 0;
+  while (i < n) {
+    unsigned char c = b[i];
+    if (c < 0x80) { ++i; continue; }
+    size_t len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+    else return false;
+    if (i + len > n) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((b[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (b[i + k] & 0x3F);
+    }
+    // Reject overlong forms, surrogates and out-of-range code points.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+}  // namespace aigis

@@ -1,0 +1,796 @@
+// The gateway: listeners, the per-exchange pipeline, forwarding with
+// fallback, streamed response relay, record, reload and shutdown.
+#include "net/pch.h"
+#include "gateway/gateway.h"
+
+#include <openssl/rand.h>
+#include <spdlog/async.h>
+#include <spdlog/async_logger.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
+#include "gateway/llm.h"
+#include "gateway/metrics.h"
+#include "net/net.h"
+
+namespace aigis::gateway {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using net::Task;
+
+std::string_view EndpointName(Endpoint e) {
+  switch (e) {
+    case Endpoint::kChatCompletions: return "chat.completions";
+    case Endpoint::kResponses: return "responses";
+    case Endpoint::kEmbeddings: return "embeddings";
+    case Endpoint::kModels: return "models";
+    case Endpoint::kMessages: return "messages";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// ------------------------------------------------------------- Runtime ----
+// The compiled, immutable form of a Config: what the request path reads.
+
+struct UpstreamRt {
+  const config::UpstreamConfig* cfg = nullptr;
+  net::Endpoint endpoint;
+  net::ClientOptions client;
+};
+
+struct RouteRt {
+  const config::RouteConfig* cfg = nullptr;
+  std::vector<const UpstreamRt*> chain;
+  bool Serves(std::string_view path) const {
+    for (const auto& p : cfg->paths) {
+      if (p == path) return true;
+    }
+    return false;
+  }
+};
+
+struct Runtime {
+  config::Config config;
+  std::vector<UpstreamRt> upstreams;
+  std::vector<RouteRt> routes;
+  WallTime loaded_at;
+
+  // First route that serves the path and whose model patterns match, with at
+  // least one upstream able to speak the protocol.
+  const RouteRt* Match(std::string_view path, std::string_view model) const {
+    for (const auto& r : routes) {
+      if (!r.Serves(path)) continue;
+      for (const auto& pattern : r.cfg->models) {
+        if (GlobMatch(pattern, model)) return &r;
+      }
+    }
+    return nullptr;
+  }
+};
+
+bool Speaks(config::Provider provider, Protocol p) {
+  switch (provider) {
+    case config::Provider::kEcho: return true;
+    case config::Provider::kOpenAI: return p == Protocol::kOpenAI;
+    case config::Provider::kAnthropic: return p == Protocol::kAnthropic;
+  }
+  return false;
+}
+
+Result<std::shared_ptr<const Runtime>> Compile(const config::Config& cfg, const Clock& clock) {
+  auto rt = std::make_shared<Runtime>();
+  rt->config = cfg;
+  rt->loaded_at = clock.Now();
+  rt->upstreams.reserve(rt->config.upstreams.size());
+  for (const auto& u : rt->config.upstreams) {
+    UpstreamRt ur;
+    ur.cfg = &u;
+    if (u.provider != config::Provider::kEcho) {
+      auto ep = net::Endpoint::Parse(u.base_url);
+      if (!ep.ok()) return InvalidArgument(fmt::format("upstream '{}': {}", u.name, ep.status().message()));
+      ur.endpoint = *ep;
+    }
+    if (!u.tls.ca_file.empty() && ::access(u.tls.ca_file.c_str(), R_OK) != 0) {
+      return InvalidArgument(fmt::format("upstream '{}': cannot read tls.ca_file '{}'", u.name, u.tls.ca_file));
+    }
+    ur.client.connect_timeout = u.connect_timeout;
+    ur.client.response_timeout = u.response_timeout;
+    ur.client.idle_timeout = u.idle_timeout;
+    ur.client.max_idle_connections = u.max_idle_connections;
+    ur.client.tls_verify = u.tls.verify;
+    ur.client.ca_file = u.tls.ca_file;
+    ur.client.server_name = u.tls.server_name;
+    rt->upstreams.push_back(std::move(ur));
+  }
+  for (const auto& r : rt->config.routes) {
+    RouteRt rr;
+    rr.cfg = &r;
+    for (const auto& name : r.upstreams) {
+      for (const auto& u : rt->upstreams) {
+        if (u.cfg->name == name) rr.chain.push_back(&u);
+      }
+    }
+    if (rr.chain.empty()) return InvalidArgument(fmt::format("route '{}' has no upstream", r.name));
+    rt->routes.push_back(std::move(rr));
+  }
+  return std::shared_ptr<const Runtime>(std::move(rt));
+}
+
+// --------------------------------------------------------- access log ----
+
+// Writes events as JSON lines from a background thread (spdlog async, with
+// a bounded queue that blocks rather than drops: the access log is a record).
+class JsonLinesSink final : public EventSink {
+ public:
+  static Result<std::shared_ptr<JsonLinesSink>> Open(const std::string& target) {
+    try {
+      auto pool = std::make_shared<spdlog::details::thread_pool>(8192, 1);
+      spdlog::sink_ptr sink;
+      if (target == "stdout") sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+      else sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(target);
+      auto logger = std::make_shared<spdlog::async_logger>("access", sink, pool, spdlog::async_overflow_policy::block);
+      logger->set_pattern("%v");
+      logger->flush_on(spdlog::level::info);
+      return std::make_shared<JsonLinesSink>(std::move(pool), std::move(logger));
+    } catch (const std::exception& e) {
+      return InvalidArgument(fmt::format("cannot open access log '{}': {}", target, e.what()));
+    }
+  }
+  JsonLinesSink(std::shared_ptr<spdlog::details::thread_pool> pool, std::shared_ptr<spdlog::async_logger> logger)
+      : pool_(std::move(pool)), logger_(std::move(logger)) {}
+  ~JsonLinesSink() override { logger_->flush(); }
+
+  void Emit(const Event& e) override {
+    json::object o;
+    o["time"] = FormatRfc3339(e.time);
+    o["kind"] = e.kind;
+    o["tenant"] = e.tenant;
+    o["request_id"] = e.request_id;
+    for (const auto& [k, v] : e.fields) {
+      std::visit([&](const auto& x) { o[k] = x; }, v);
+    }
+    logger_->info(json::serialize(o));
+  }
+
+ private:
+  std::shared_ptr<spdlog::details::thread_pool> pool_;
+  std::shared_ptr<spdlog::async_logger> logger_;
+};
+
+class NullSink final : public EventSink {
+ public:
+  void Emit(const Event&) override {}
+};
+
+// ------------------------------------------------------------- helpers ----
+
+bool ValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' && c != ':') return false;
+  }
+  return true;
+}
+
+std::string NewRequestId() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) {
+    // Fall back to time + address entropy; ids need to be unique, not secret.
+    auto t = std::chrono::steady_clock::now().time_since_epoch().count();
+    std::memcpy(b, &t, sizeof t);
+    auto p = reinterpret_cast<uintptr_t>(&b);
+    std::memcpy(b + 8, &p, sizeof p);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(32, '0');
+  for (size_t i = 0; i < sizeof b; ++i) {
+    s[2 * i] = kHex[b[i] >> 4];
+    s[2 * i + 1] = kHex[b[i] & 15];
+  }
+  return s;
+}
+
+// Headers a client sends that must not reach an upstream: the client's own
+// credentials (the gateway injects the provider's), framing, and encodings
+// the response screen could not read.
+bool DropRequestHeader(std::string_view name) {
+  static constexpr std::string_view kDrop[] = {"host", "content-length", "authorization", "x-api-key", "api-key",
+                                               "cookie", "x-request-id", "accept-encoding", "expect",
+                                               "forwarded", "x-forwarded-for", "x-forwarded-host",
+                                               "x-forwarded-proto", "x-real-ip"};
+  for (auto d : kDrop) {
+    if (EqualsIgnoreCase(name, d)) return true;
+  }
+  return false;
+}
+
+bool DropResponseHeader(std::string_view name) {
+  static constexpr std::string_view kDrop[] = {"content-length", "x-request-id", "set-cookie", "server", "date"};
+  for (auto d : kDrop) {
+    if (EqualsIgnoreCase(name, d)) return true;
+  }
+  return false;
+}
+
+// The built-in provider, shaped like an upstream response.
+class EchoResponse final : public net::UpstreamResponse {
+ public:
+  explicit EchoResponse(llm::EchoReply reply) : chunks_(std::move(reply.chunks)) {
+    status = reply.status;
+    headers.Add("Content-Type", reply.content_type);
+  }
+  Task<Result<std::string_view>> Read() override {
+    if (next_ >= chunks_.size()) co_return std::string_view();
+    co_return std::string_view(chunks_[next_++]);
+  }
+
+ private:
+  std::vector<std::string> chunks_;
+  size_t next_ = 0;
+};
+
+double Seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+// -------------------------------------------------------------- Impl ------
+
+struct Gateway::Impl {
+  Impl(GatewayOptions o, std::shared_ptr<const Runtime> rt, const config::Config& cfg)
+      : options(std::move(o)),
+        clock(options.clock ? options.clock : &system_clock),
+        pool(cfg.server.threads),
+        metrics(pool.size()),
+        runtime(std::move(rt)) {
+    for (int i = 0; i < pool.size(); ++i) clients.push_back(std::make_unique<net::HttpClient>(pool.context(i), &client_stats));
+  }
+
+  std::shared_ptr<const Runtime> Snapshot() const { return runtime.load(std::memory_order_acquire); }
+
+  Task<void> HandleProxy(net::Request& req, net::ResponseWriter& w);
+  Task<void> HandleAdmin(net::Request& req, net::ResponseWriter& w);
+  Task<void> Forward(Exchange& ex, const llm::RequestInfo& info, const RouteRt& route, const Runtime& rt,
+                     const net::Request& req, net::ResponseWriter& w);
+  Task<void> Relay(Exchange& ex, const Runtime& rt, std::unique_ptr<net::UpstreamResponse> resp,
+                   net::ResponseWriter& w);
+  Task<void> SendError(Exchange& ex, net::ResponseWriter& w, int status, std::string_view code,
+                       std::string_view message);
+  Task<void> SendModels(Exchange& ex, const Runtime& rt, const net::Request& req, net::ResponseWriter& w);
+  void Record(const Exchange& ex, int worker);
+  bool RunStages(Exchange& ex, const std::vector<std::shared_ptr<Stage>>& stages, Decision& deny);
+
+  GatewayOptions options;
+  SystemClock system_clock;
+  const Clock* clock;
+  net::IoPool pool;
+  Metrics metrics;
+  net::ClientStats client_stats;
+  std::vector<std::unique_ptr<net::HttpClient>> clients;  // one per worker
+  std::atomic<std::shared_ptr<const Runtime>> runtime;
+  std::shared_ptr<EventSink> events;
+  std::unique_ptr<net::Server> proxy, admin;
+  std::atomic<bool> ready{false};
+
+  std::array<std::vector<std::shared_ptr<Stage>>, 4> stages;  // by Phase
+  std::vector<std::shared_ptr<ResponseStage>> response_stages;
+};
+
+bool Gateway::Impl::RunStages(Exchange& ex, const std::vector<std::shared_ptr<Stage>>& list, Decision& deny) {
+  for (const auto& s : list) {
+    Decision d = s->OnRequest(ex);
+    if (d.denied()) {
+      ex.decisions.push_back({std::string(s->name()), "deny", d.code, d.reason});
+      deny = std::move(d);
+      return false;
+    }
+  }
+  return true;
+}
+
+Task<void> Gateway::Impl::SendError(Exchange& ex, net::ResponseWriter& w, int status, std::string_view code,
+                                    std::string_view message) {
+  ex.status = status;
+  net::Response r;
+  r.status = status;
+  r.headers.Add("Content-Type", "application/json");
+  r.headers.Add("X-Request-Id", ex.request_id);
+  r.body = llm::ErrorBody(ex.protocol, status, code, message);
+  if (!(co_await w.Send(std::move(r))).ok()) ex.client_gone = true;
+}
+
+Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w) {
+  metrics.inflight.fetch_add(1, std::memory_order_relaxed);
+  auto rt = Snapshot();  // this exchange's config, whatever reloads happen meanwhile
+  Exchange ex;
+  ex.start = clock->Monotonic();
+  ex.time = clock->Now();
+  std::string_view rid = req.headers.Get("x-request-id");
+  ex.request_id = ValidRequestId(rid) ? std::string(rid) : NewRequestId();
+  ex.method = req.method;
+  ex.path = std::string(req.path());
+  ex.remote = req.remote;
+  ex.raw_body = req.body;
+
+  do {
+    auto match = llm::Classify(req.method, req.path());
+    if (!match) {
+      ex.protocol = llm::GuessProtocol(req.path());
+      co_await SendError(ex, w, 404, "unknown_url", fmt::format("aigis does not serve {} {}", req.method, ex.path));
+      break;
+    }
+    ex.protocol = match->protocol;
+    ex.endpoint = match->endpoint;
+    if (!match->method_allowed) {
+      co_await SendError(ex, w, 405, "method_not_allowed", fmt::format("{} is not allowed on {}", req.method, ex.path));
+      break;
+    }
+    if (!req.body_status.ok()) {
+      int status = HttpStatusFor(req.body_status.code());
+      co_await SendError(ex, w, status, status == 413 ? "request_too_large" : "invalid_request",
+                         req.body_status.message());
+      break;
+    }
+    Decision deny;
+    if (ex.endpoint == Endpoint::kModels) {
+      bool ok = true;
+      for (size_t p = 0; ok && p < stages.size(); ++p) ok = RunStages(ex, stages[p], deny);
+      if (!ok) co_await SendError(ex, w, deny.status, deny.code, deny.reason);
+      else co_await SendModels(ex, *rt, req, w);
+      break;
+    }
+    llm::RequestInfo info;
+    if (Status st = llm::ParseRequest(req.body, ex, info); !st.ok()) {
+      co_await SendError(ex, w, 400, "invalid_request", st.message());
+      break;
+    }
+    auto alias = rt->config.model_aliases.find(ex.model);
+    ex.upstream_model = alias == rt->config.model_aliases.end() ? ex.model : alias->second;
+    const RouteRt* route = rt->Match(ex.path, ex.upstream_model);
+    if (!route) {
+      co_await SendError(ex, w, 404, "model_not_found",
+                         fmt::format("no route serves model '{}' on {}", ex.model, ex.path));
+      break;
+    }
+    ex.route = route->cfg->name;
+    // authenticate -> authorize -> admit -> screen request
+    bool ok = true;
+    for (size_t p = 0; ok && p < stages.size(); ++p) ok = RunStages(ex, stages[p], deny);
+    if (!ok) {
+      co_await SendError(ex, w, deny.status, deny.code, deny.reason);
+      break;
+    }
+    co_await Forward(ex, info, *route, *rt, req, w);
+  } while (false);
+
+  Record(ex, req.worker);
+  metrics.inflight.fetch_sub(1, std::memory_order_relaxed);
+}
+
+Task<void> Gateway::Impl::SendModels(Exchange& ex, const Runtime& rt, const net::Request& req,
+                                     net::ResponseWriter& w) {
+  // Names a client can ask for: aliases and literal (non-glob) route models.
+  std::vector<std::string> ids;
+  for (const auto& [alias, target] : rt.config.model_aliases) ids.push_back(alias);
+  for (const auto& r : rt.routes) {
+    for (const auto& m : r.cfg->models) {
+      if (m.find_first_of("*?") == std::string::npos) ids.push_back(m);
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  json::array data;
+  bool anthropic = req.headers.Find("anthropic-version") != nullptr;
+  for (const auto& id : ids) {
+    if (anthropic) {
+      data.push_back(json::object{{"type", "model"}, {"id", id}, {"display_name", id},
+                                  {"created_at", FormatRfc3339(rt.loaded_at)}});
+    } else {
+      data.push_back(json::object{{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "aigis"}});
+    }
+  }
+  json::object body;
+  if (anthropic) {
+    body = {{"data", data}, {"has_more", false},
+            {"first_id", ids.empty() ? json::value(nullptr) : json::value(ids.front())},
+            {"last_id", ids.empty() ? json::value(nullptr) : json::value(ids.back())}};
+  } else {
+    body = {{"object", "list"}, {"data", data}};
+  }
+  ex.status = 200;
+  net::Response r;
+  r.headers.Add("Content-Type", "application/json");
+  r.headers.Add("X-Request-Id", ex.request_id);
+  r.body = json::serialize(body);
+  if (!(co_await w.Send(std::move(r))).ok()) ex.client_gone = true;
+}
+
+Task<void> Gateway::Impl::Forward(Exchange& ex, const llm::RequestInfo& info, const RouteRt& route,
+                                  const Runtime& rt, const net::Request& req, net::ResponseWriter& w) {
+  std::string body_override;
+  if (ex.upstream_model != ex.model) {
+    auto b = llm::WithModel(req.body, ex.upstream_model);
+    if (!b.ok()) {
+      co_await SendError(ex, w, 400, "invalid_request", b.status().message());
+      co_return;
+    }
+    body_override = std::move(b).value();
+  }
+  Status last = Unavailable("no upstream could be reached");
+  std::unique_ptr<net::UpstreamResponse> final_resp;
+  size_t candidates = 0;
+  for (const UpstreamRt* up : route.chain) candidates += Speaks(up->cfg->provider, ex.protocol) ? 1 : 0;
+  size_t tried = 0;
+  for (const UpstreamRt* up : route.chain) {
+    if (!Speaks(up->cfg->provider, ex.protocol)) continue;
+    bool has_next = ++tried < candidates;
+    ex.upstream = up->cfg->name;
+    ++ex.attempts;
+    auto t0 = clock->Monotonic();
+    std::unique_ptr<net::UpstreamResponse> resp;
+    std::string outcome;
+    if (up->cfg->provider == config::Provider::kEcho) {
+      resp = std::make_unique<EchoResponse>(llm::Echo(ex, info, clock->Now()));
+    } else {
+      net::ClientRequest creq;
+      creq.method = req.method;
+      std::string_view suffix = ex.path;
+      suffix.remove_prefix(3);  // "/v1"
+      creq.target = up->endpoint.base_path + std::string(suffix);
+      if (!req.query().empty()) creq.target += "?" + std::string(req.query());
+      for (const auto& h : req.headers) {
+        if (!net::IsHopByHop(h.name, req.headers) && !DropRequestHeader(h.name)) creq.headers.Add(h.name, h.value);
+      }
+      const auto& key = up->cfg->api_key.Reveal();
+      if (up->cfg->provider == config::Provider::kOpenAI) {
+        if (!key.empty()) creq.headers.Set("Authorization", "Bearer " + key);
+      } else {
+        if (!key.empty()) creq.headers.Set("x-api-key", key);
+        if (!creq.headers.Find("anthropic-version")) creq.headers.Add("anthropic-version", up->cfg->anthropic_version);
+      }
+      for (const auto& [name, value] : up->cfg->headers) creq.headers.Set(name, value.Reveal());
+      creq.headers.Set("X-Request-Id", ex.request_id);
+      creq.headers.Set("Accept-Encoding", "identity");
+      creq.body = body_override.empty() ? req.body : body_override;
+      auto r = co_await clients[static_cast<size_t>(req.worker)]->Send(up->endpoint, up->client, std::move(creq));
+      if (r.ok()) {
+        resp = std::move(r).value();
+      } else {
+        last = r.status();
+        outcome = last.code() == Code::kDeadlineExceeded ? "timeout" : "unavailable";
+      }
+    }
+    auto elapsed = clock->Monotonic() - t0;
+    ex.upstream_latency += std::chrono::duration_cast<std::chrono::microseconds>(elapsed);
+    if (resp) {
+      ex.upstream_status = resp->status;
+      outcome = resp->status >= 500 ? "status_5xx" : resp->status == 429 ? "status_429" : "ok";
+    }
+    metrics.ObserveUpstream(req.worker, up->cfg->name, outcome, Seconds(elapsed));
+    if (!resp) {
+      spdlog::warn("request {}: upstream '{}' failed: {}", ex.request_id, up->cfg->name, last.message());
+      continue;
+    }
+    // Fallback on 429 and 5xx, before any byte reached the client.
+    if ((resp->status == 429 || resp->status >= 500) && has_next) {
+      spdlog::warn("request {}: upstream '{}' answered {}, trying the next", ex.request_id, up->cfg->name, resp->status);
+      continue;
+    }
+    final_resp = std::move(resp);
+    break;
+  }
+  if (!final_resp) {
+    int status = HttpStatusFor(last.code() == Code::kDeadlineExceeded ? Code::kDeadlineExceeded : Code::kUnavailable);
+    co_await SendError(ex, w, status, status == 504 ? "upstream_timeout" : "upstream_unavailable",
+                       fmt::format("upstream failed: {}", last.message()));
+    co_return;
+  }
+  if (final_resp->status >= 500) {
+    co_await SendError(ex, w, 502, "upstream_error",
+                       fmt::format("upstream '{}' answered HTTP {}", ex.upstream, final_resp->status));
+    co_return;
+  }
+  co_await Relay(ex, rt, std::move(final_resp), w);
+}
+
+Task<void> Gateway::Impl::Relay(Exchange& ex, const Runtime& rt, std::unique_ptr<net::UpstreamResponse> resp,
+                                net::ResponseWriter& w) {
+  net::Headers headers;
+  for (const auto& h : resp->headers) {
+    if (!net::IsHopByHop(h.name, resp->headers) && !DropResponseHeader(h.name)) headers.Add(h.name, h.value);
+  }
+  headers.Add("X-Request-Id", ex.request_id);
+  bool sse = StartsWith(ToLowerAscii(resp->headers.Get("content-type")), "text/event-stream");
+  bool ok_status = resp->status >= 200 && resp->status < 300;
+
+  if (!sse) {
+    auto body = co_await resp->ReadAll(rt.config.server.max_response_bytes);
+    if (!body.ok()) {
+      int status = HttpStatusFor(body.status().code() == Code::kDeadlineExceeded ? Code::kDeadlineExceeded : Code::kUnavailable);
+      co_await SendError(ex, w, status, "upstream_error", body.status().message());
+      co_return;
+    }
+    if (ok_status) llm::UsageFromBody(*body, ex.usage);
+    for (const auto& s : response_stages) {
+      Decision d = s->OnBody(ex, *body);
+      if (d.denied()) {
+        ex.decisions.push_back({std::string(s->name()), "deny", d.code, d.reason});
+        co_await SendError(ex, w, d.status, d.code, d.reason);
+        co_return;
+      }
+    }
+    ex.status = resp->status;
+    net::Response r;
+    r.status = resp->status;
+    r.headers = std::move(headers);
+    r.body = std::move(body).value();
+    if (!(co_await w.Send(std::move(r))).ok()) ex.client_gone = true;
+    co_return;
+  }
+
+  // Streamed: event by event, never the whole body.
+  ex.status = resp->status;
+  if (!(co_await w.Start(resp->status, std::move(headers))).ok()) {
+    ex.client_gone = true;
+    co_return;
+  }
+  net::SseParser parser(rt.config.server.max_sse_event_bytes);
+  std::string out, data;
+  Decision deny;
+  std::string deny_stage;
+  for (;;) {
+    auto piece = co_await resp->Read();
+    if (!piece.ok()) {
+      // Upstream failed mid-stream: the status is sent already, so end the
+      // stream with the protocol's error event.
+      out += llm::ErrorEvent(ex.protocol, 502, "upstream_error", piece.status().message());
+      ex.decisions.push_back({"forward", "error", "upstream_error", piece.status().message()});
+      (void)co_await w.Write(out);
+      (void)co_await w.Finish();
+      co_return;
+    }
+    if (piece->empty()) {
+      out.append(parser.pending());
+      break;
+    }
+    Status st = parser.Feed(*piece, [&](const net::SseEvent& ev) {
+      if (deny.denied()) return;
+      if (ok_status) llm::UsageFromEvent(ex.protocol, ev.event, ev.data, ex.usage);
+      bool rewritten = false;
+      if (!response_stages.empty()) {
+        data = ev.data;
+        for (const auto& s : response_stages) {
+          Decision d = s->OnEvent(ex, ev.event, data);
+          if (d.denied()) {
+            deny = std::move(d);
+            deny_stage = s->name();
+            return;
+          }
+        }
+        rewritten = data != ev.data;
+      }
+      if (!rewritten) {
+        out.append(ev.raw);
+      } else {
+        if (!ev.event.empty()) out.append("event: ").append(ev.event).append("\n");
+        size_t pos = 0;
+        while (pos <= data.size()) {
+          size_t nl = data.find('\n', pos);
+          out.append("data: ").append(data, pos, nl == std::string::npos ? std::string::npos : nl - pos).append("\n");
+          if (nl == std::string::npos) break;
+          pos = nl + 1;
+        }
+        out.append("\n");
+      }
+    });
+    if (!st.ok() || deny.denied()) {
+      if (deny.denied()) {
+        ex.decisions.push_back({deny_stage, "deny", deny.code, deny.reason});
+        out += llm::ErrorEvent(ex.protocol, deny.status, deny.code, deny.reason);
+      } else {
+        ex.decisions.push_back({"forward", "error", "upstream_error", st.message()});
+        out += llm::ErrorEvent(ex.protocol, 502, "upstream_error", st.message());
+      }
+      (void)co_await w.Write(out);
+      (void)co_await w.Finish();
+      co_return;  // resp is destroyed: the upstream connection closes
+    }
+    if (!out.empty()) {
+      if (!(co_await w.Write(out)).ok()) {
+        ex.client_gone = true;
+        co_return;  // the client left: dropping resp closes the upstream request
+      }
+      out.clear();
+    }
+  }
+  if (!out.empty() && !(co_await w.Write(out)).ok()) {
+    ex.client_gone = true;
+    co_return;
+  }
+  if (!(co_await w.Finish()).ok()) ex.client_gone = true;
+}
+
+void Gateway::Impl::Record(const Exchange& ex, int worker) {
+  auto elapsed = clock->Monotonic() - ex.start;
+  int status = ex.client_gone && ex.status == 0 ? 499 : ex.status;
+  metrics.ObserveRequest(worker, ex.route.empty() ? "none" : ex.route, status, Seconds(elapsed));
+  if (ex.usage.reported) {
+    metrics.AddTokens(worker, ex.upstream_model, ex.usage.input_tokens, ex.usage.output_tokens);
+  }
+  Event e;
+  e.kind = "access";
+  e.time = ex.time;
+  e.tenant = ex.tenant;
+  e.request_id = ex.request_id;
+  e.Set("method", ex.method).Set("path", ex.path).Set("remote", ex.remote).Set("status", int64_t{status});
+  e.Set("protocol", std::string(ex.protocol == Protocol::kAnthropic ? "anthropic" : "openai"));
+  e.Set("principal", ex.principal.kind + (ex.principal.id.empty() ? "" : ":" + ex.principal.id));
+  if (!ex.route.empty()) e.Set("route", ex.route);
+  if (!ex.model.empty()) e.Set("model", ex.model);
+  if (ex.upstream_model != ex.model) e.Set("upstream_model", ex.upstream_model);
+  if (!ex.upstream.empty()) {
+    e.Set("upstream", ex.upstream).Set("upstream_status", int64_t{ex.upstream_status}).Set("attempts", int64_t{ex.attempts});
+    e.Set("upstream_ms", static_cast<double>(ex.upstream_latency.count()) / 1000.0);
+  }
+  e.Set("stream", ex.stream);
+  if (ex.usage.reported) {
+    e.Set("input_tokens", ex.usage.input_tokens).Set("output_tokens", ex.usage.output_tokens);
+  }
+  for (const auto& d : ex.decisions) {
+    e.Set("decision", fmt::format("{}:{}:{}", d.stage, d.outcome, d.code));
+    e.Set("reason", d.reason);
+  }
+  if (ex.client_gone) e.Set("client_gone", true);
+  e.Set("duration_ms", Seconds(elapsed) * 1000.0);
+  events->Emit(e);
+}
+
+Task<void> Gateway::Impl::HandleAdmin(net::Request& req, net::ResponseWriter& w) {
+  net::Response r;
+  std::string_view path = req.path();
+  if (req.method != "GET" && req.method != "HEAD") {
+    r.status = 405;
+    r.body = "method not allowed\n";
+  } else if (path == "/healthz") {
+    r.body = "ok\n";
+  } else if (path == "/readyz") {
+    bool is_ready = ready.load();
+    r.status = is_ready ? 200 : 503;
+    r.body = is_ready ? "ready\n" : "not ready\n";
+  } else if (path == "/metrics") {
+    Metrics::Gauges g;
+    g.client_connections = proxy ? proxy->stats().open_connections.load() : 0;
+    g.upstream_open = client_stats.open_connections.load();
+    g.upstream_idle = client_stats.idle_connections.load();
+    g.upstream_reused = client_stats.reused_connections.load();
+    g.rejected_by_server = proxy ? proxy->stats().rejected_requests.load() : 0;
+    g.config_loaded_at = std::chrono::duration<double>(Snapshot()->loaded_at.time_since_epoch()).count();
+    r.body = metrics.Render(g, options.version, options.commit);
+    r.headers.Add("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+  } else {
+    r.status = 404;
+    r.body = "not found\n";
+  }
+  if (r.headers.empty()) r.headers.Add("Content-Type", "text/plain; charset=utf-8");
+  (void)co_await w.Send(std::move(r));
+}
+
+// ------------------------------------------------------------ Gateway -----
+
+Gateway::Gateway() = default;
+Gateway::~Gateway() {
+  if (impl_) impl_->pool.Stop();
+}
+
+Result<std::unique_ptr<Gateway>> Gateway::Create(const config::Config& cfg, GatewayOptions options) {
+  SystemClock sc;
+  auto rt = Compile(cfg, options.clock ? *options.clock : sc);
+  if (!rt.ok()) return rt.status();
+  std::unique_ptr<Gateway> g(new Gateway());
+  g->impl_ = std::make_unique<Impl>(std::move(options), std::move(rt).value(), cfg);
+  if (g->impl_->options.events) {
+    g->impl_->events = g->impl_->options.events;
+  } else if (cfg.log.access_log == "off") {
+    g->impl_->events = std::make_shared<NullSink>();
+  } else {
+    auto sink = JsonLinesSink::Open(cfg.log.access_log);
+    if (!sink.ok()) return sink.status();
+    g->impl_->events = std::move(sink).value();
+  }
+  return g;
+}
+
+void Gateway::AddStage(Phase phase, std::shared_ptr<Stage> stage) {
+  impl_->stages[static_cast<size_t>(phase)].push_back(std::move(stage));
+}
+void Gateway::AddResponseStage(std::shared_ptr<ResponseStage> stage) {
+  impl_->response_stages.push_back(std::move(stage));
+}
+
+Result<Ports> Gateway::Start() {
+  const auto& cfg = impl_->Snapshot()->config;
+  auto server_options = [&](const config::ListenerConfig& l, std::string name) {
+    net::ServerOptions o;
+    o.name = std::move(name);
+    o.host = l.host;
+    o.port = l.port;
+    if (l.tls) {
+      o.tls_cert_file = l.tls->cert_file;
+      o.tls_key_file = l.tls->key_file;
+    }
+    o.max_header_bytes = cfg.server.max_header_bytes;
+    o.max_body_bytes = cfg.server.max_body_bytes;
+    o.max_connections = cfg.server.max_connections;
+    o.header_timeout = cfg.server.header_timeout;
+    o.body_timeout = cfg.server.body_timeout;
+    o.idle_timeout = cfg.server.idle_timeout;
+    o.write_timeout = cfg.server.write_timeout;
+    return o;
+  };
+  Impl* impl = impl_.get();
+  impl_->proxy = std::make_unique<net::Server>(impl_->pool, server_options(cfg.proxy, "proxy"),
+                                               [impl](net::Request& r, net::ResponseWriter& w) { return impl->HandleProxy(r, w); });
+  auto admin_opts = server_options(cfg.admin, "admin");
+  admin_opts.max_body_bytes = 1 << 20;
+  impl_->admin = std::make_unique<net::Server>(impl_->pool, admin_opts,
+                                               [impl](net::Request& r, net::ResponseWriter& w) { return impl->HandleAdmin(r, w); });
+  Ports ports;
+  auto p = impl_->proxy->Listen();
+  if (!p.ok()) return p.status();
+  ports.proxy = *p;
+  auto a = impl_->admin->Listen();
+  if (!a.ok()) return a.status();
+  ports.admin = *a;
+  impl_->pool.Start();
+  impl_->ready.store(true);
+  return ports;
+}
+
+Status Gateway::Reload(const config::Config& next) {
+  auto current = impl_->Snapshot();
+  auto rt = Compile(next, *impl_->clock);
+  if (!rt.ok()) {
+    impl_->metrics.reloads_failed.fetch_add(1);
+    return rt.status();
+  }
+  const auto& old = current->config;
+  if (!(old.proxy == next.proxy) || !(old.admin == next.admin) || old.server.threads != next.server.threads) {
+    spdlog::warn("config reload: listener and thread changes take effect after a restart");
+  }
+  impl_->runtime.store(std::move(rt).value(), std::memory_order_release);
+  impl_->metrics.reloads_ok.fetch_add(1);
+  return Status::Ok();
+}
+
+void Gateway::NoteReloadFailure() { impl_->metrics.reloads_failed.fetch_add(1); }
+
+void Gateway::Shutdown(std::chrono::milliseconds deadline) {
+  impl_->ready.store(false);
+  if (impl_->proxy) impl_->proxy->Drain();
+  if (impl_->admin) impl_->admin->Drain();
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (impl_->metrics.inflight.load() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (impl_->metrics.inflight.load() > 0) {
+    spdlog::warn("shutdown deadline reached with {} exchanges in flight; closing them", impl_->metrics.inflight.load());
+  }
+  if (impl_->proxy) impl_->proxy->CloseAll();
+  if (impl_->admin) impl_->admin->CloseAll();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let cancelled coroutines unwind
+  impl_->pool.Stop();
+}
+
+std::string Gateway::RenderMetrics() const {
+  Metrics::Gauges g;
+  return impl_->metrics.Render(g, impl_->options.version, impl_->options.commit);
+}
+int64_t Gateway::inflight() const { return impl_->metrics.inflight.load(); }
+std::shared_ptr<const config::Config> Gateway::config() const {
+  auto rt = impl_->Snapshot();
+  return std::shared_ptr<const config::Config>(rt, &rt->config);
+}
+
+}  // namespace aigis::gateway

@@ -1,0 +1,169 @@
+// gateway: the one request pipeline every call flows through.
+//
+//   client -> listener -> Exchange -> authenticate -> authorize -> admit ->
+//   screen request -> forward -> upstream -> screen response (per chunk /
+//   per SSE event) -> client, and record for every exchange.
+//
+// An Exchange is one request/response. A Stage looks at it and returns a
+// Decision; stages never touch sockets. A deny becomes the protocol's own
+// error (OpenAI {"error":{...}}, Anthropic {"type":"error",...}) with the
+// Decision's HTTP status. This issue ships the mechanism, the forward stage,
+// the meter (token usage) and the record; later issues add their stages with
+// Gateway::AddStage.
+//
+// Configuration is an immutable snapshot: each Exchange keeps the snapshot it
+// started with, so a reload never changes a request in flight.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "core/core.h"
+
+namespace aigis::gateway {
+
+enum class Protocol { kOpenAI, kAnthropic };
+enum class Endpoint { kChatCompletions, kResponses, kEmbeddings, kModels, kMessages };
+std::string_view EndpointName(Endpoint e);
+
+struct Decision {
+  enum class Kind { kContinue, kDeny };
+  Kind kind = Kind::kContinue;
+  int status = 0;       // HTTP status for a deny
+  std::string code;     // machine-readable, e.g. "prompt_injection"
+  std::string reason;   // human-readable, shown to the caller
+
+  static Decision Continue() { return {}; }
+  static Decision Deny(int status, std::string code, std::string reason) {
+    return {Kind::kDeny, status, std::move(code), std::move(reason)};
+  }
+  bool denied() const { return kind == Kind::kDeny; }
+};
+
+// Who is calling. Filled by the authenticate stage (identity issue); until
+// then every caller is anonymous.
+struct Principal {
+  std::string kind = "anonymous";  // anonymous | agent | user | service
+  std::string id;
+};
+
+struct Usage {
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  bool reported = false;  // the upstream said how many (vs. nothing known)
+};
+
+// One message of the protocol-neutral view of a request.
+struct Message {
+  std::string role;  // system | user | assistant | tool | input
+  std::string text;  // concatenated text parts
+};
+
+struct StageRecord {
+  std::string stage;
+  std::string outcome;  // "deny" (continues are not listed)
+  std::string code;
+  std::string reason;
+};
+
+struct Exchange {
+  // Set by the gateway before any stage runs.
+  std::string request_id;
+  std::string tenant = "default";
+  Protocol protocol = Protocol::kOpenAI;
+  Endpoint endpoint = Endpoint::kChatCompletions;
+  std::string method;
+  std::string path;
+  std::string remote;
+  std::string_view raw_body;      // as received
+  std::string model;              // as requested
+  std::string upstream_model;     // after model_aliases
+  bool stream = false;
+  std::vector<Message> messages;  // protocol-neutral view of the prompt
+  WallTime time{};
+  MonoTime start{};
+
+  // Filled as the pipeline runs.
+  Principal principal;
+  std::string route;
+  std::string upstream;
+  int upstream_status = 0;
+  int attempts = 0;
+  int status = 0;
+  bool client_gone = false;
+  Usage usage;
+  std::vector<StageRecord> decisions;
+  std::chrono::microseconds upstream_latency{0};
+};
+
+// A request-side stage.
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  virtual std::string_view name() const = 0;
+  virtual Decision OnRequest(Exchange& ex) = 0;
+};
+
+// A response-side stage. It sees every streamed SSE event, or the whole body
+// of a non-streamed response (bounded by server.max_response_bytes), before
+// the client does. `data` may be rewritten in place (masking); a deny ends
+// the response with the protocol's error.
+class ResponseStage {
+ public:
+  virtual ~ResponseStage() = default;
+  virtual std::string_view name() const = 0;
+  virtual Decision OnEvent(Exchange& ex, std::string_view event, std::string& data) { return Decision::Continue(); }
+  virtual Decision OnBody(Exchange& ex, std::string& body) { return Decision::Continue(); }
+};
+
+enum class Phase { kAuthenticate, kAuthorize, kAdmit, kScreenRequest };
+
+struct Ports {
+  uint16_t proxy = 0;
+  uint16_t admin = 0;
+};
+
+struct GatewayOptions {
+  std::string version = "dev";
+  std::string commit = "unknown";
+  const Clock* clock = nullptr;     // default: system clock
+  std::shared_ptr<EventSink> events;  // access events; default: per log.access_log
+};
+
+class Gateway {
+ public:
+  // Compiles the config (upstream URLs, TLS files) or fails with a message.
+  static Result<std::unique_ptr<Gateway>> Create(const config::Config& config, GatewayOptions options);
+  ~Gateway();
+
+  // Before Start(): appends a stage to a phase (stages run in the order added).
+  void AddStage(Phase phase, std::shared_ptr<Stage> stage);
+  void AddResponseStage(std::shared_ptr<ResponseStage> stage);
+
+  // Starts the I/O threads and both listeners; returns the bound ports.
+  Result<Ports> Start();
+  // Swaps in a new config if it compiles; the old one keeps serving otherwise.
+  // Listener addresses and thread count need a restart (reported, not applied).
+  Status Reload(const config::Config& next);
+  // Counts a reload whose file did not even parse (the caller logged why).
+  void NoteReloadFailure();
+  // Graceful stop: refuse new connections, let in-flight exchanges finish
+  // until `deadline`, then close what is left and stop the threads.
+  void Shutdown(std::chrono::milliseconds deadline);
+
+  std::string RenderMetrics() const;
+  int64_t inflight() const;
+  std::shared_ptr<const config::Config> config() const;
+
+ private:
+  Gateway();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aigis::gateway

@@ -1,0 +1,60 @@
+// Internal to gateway: the LLM protocol adapters (OpenAI, Anthropic) and the
+// built-in echo provider. Pure functions over bytes; no I/O, no Asio.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/gateway.h"
+
+namespace aigis::gateway::llm {
+
+struct EndpointMatch {
+  Protocol protocol;
+  Endpoint endpoint;
+  bool method_allowed;
+};
+// Maps METHOD + path to an endpoint; nullopt for paths aigis does not serve.
+std::optional<EndpointMatch> Classify(std::string_view method, std::string_view path);
+// The protocol whose error shape fits a path we could not classify.
+Protocol GuessProtocol(std::string_view path);
+
+// The protocol's own error body for an HTTP status.
+std::string ErrorBody(Protocol p, int status, std::string_view code, std::string_view message);
+// The same error as one SSE event, for failures after a stream started.
+std::string ErrorEvent(Protocol p, int status, std::string_view code, std::string_view message);
+
+// What the gateway needs from a request body beyond the Exchange fields.
+struct RequestInfo {
+  bool include_usage = false;       // OpenAI stream_options.include_usage
+  std::string encoding_format;      // embeddings: "float" | "base64"
+  int dimensions = 0;               // embeddings
+  std::vector<std::string> inputs;  // embeddings inputs
+};
+
+// Parses and validates a JSON request body, filling ex.model, ex.stream and
+// ex.messages. Errors are kInvalidArgument with a message for the caller.
+Status ParseRequest(std::string_view body, Exchange& ex, RequestInfo& info);
+// The body with "model" replaced (used when an alias maps to another name).
+Result<std::string> WithModel(std::string_view body, std::string_view model);
+
+// Token usage from a complete JSON response body / one SSE event. Fields the
+// payload does not carry are left as they are.
+void UsageFromBody(std::string_view body, Usage& usage);
+void UsageFromEvent(Protocol p, std::string_view event, std::string_view data, Usage& usage);
+
+// Response of the built-in deterministic echo provider: it answers with the
+// last user message, streamed (one SSE event per chunk) or not.
+struct EchoReply {
+  int status = 200;
+  std::string content_type;
+  std::vector<std::string> chunks;
+};
+EchoReply Echo(const Exchange& ex, const RequestInfo& info, WallTime now);
+
+// Rough token count used by echo ("plausible" usage): ~4 bytes per token.
+int64_t EstimateTokens(std::string_view text);
+
+}  // namespace aigis::gateway::llm

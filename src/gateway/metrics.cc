@@ -1,0 +1,144 @@
+#include "gateway/metrics.h"
+
+#include <fmt/format.h>
+
+#include <set>
+
+namespace aigis::gateway {
+namespace {
+
+// Prometheus label values escape backslash, double quote and newline.
+std::string Esc(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+Metrics::Metrics(int shards) {
+  for (int i = 0; i < std::max(1, shards); ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+void Metrics::Histogram::Observe(double v) {
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    if (v <= kBuckets[i]) ++buckets[i];
+  }
+  ++count;
+  sum += v;
+}
+
+void Metrics::Histogram::Merge(const Histogram& o) {
+  for (size_t i = 0; i < kBuckets.size(); ++i) buckets[i] += o.buckets[i];
+  count += o.count;
+  sum += o.sum;
+}
+
+void Metrics::ObserveRequest(int shard, std::string_view route, int status, double seconds) {
+  Shard& s = *shards_[static_cast<size_t>(shard) % shards_.size()];
+  std::lock_guard lock(s.mu);
+  auto key = std::make_pair(std::string(route), status);
+  ++s.requests[key];
+  auto it = s.request_seconds.find(route);
+  if (it == s.request_seconds.end()) it = s.request_seconds.emplace(std::string(route), Histogram{}).first;
+  it->second.Observe(seconds);
+}
+
+void Metrics::ObserveUpstream(int shard, std::string_view upstream, std::string_view outcome, double seconds) {
+  Shard& s = *shards_[static_cast<size_t>(shard) % shards_.size()];
+  std::lock_guard lock(s.mu);
+  ++s.upstream_attempts[std::make_pair(std::string(upstream), std::string(outcome))];
+  auto it = s.upstream_seconds.find(upstream);
+  if (it == s.upstream_seconds.end()) it = s.upstream_seconds.emplace(std::string(upstream), Histogram{}).first;
+  it->second.Observe(seconds);
+}
+
+void Metrics::AddTokens(int shard, std::string_view model, int64_t input, int64_t output) {
+  Shard& s = *shards_[static_cast<size_t>(shard) % shards_.size()];
+  std::lock_guard lock(s.mu);
+  std::string m(model);
+  if (!s.tokens.count({m, "input"})) {
+    if (s.model_labels >= kMaxModelLabels) m = "other";
+    else ++s.model_labels;
+  }
+  if (input > 0) s.tokens[{m, "input"}] += static_cast<uint64_t>(input);
+  if (output > 0) s.tokens[{m, "output"}] += static_cast<uint64_t>(output);
+  s.tokens.try_emplace({m, "input"}, 0);
+}
+
+std::string Metrics::Render(const Gauges& g, std::string_view version, std::string_view commit) const {
+  std::map<std::pair<std::string, int>, uint64_t> requests;
+  std::map<std::string, Histogram> request_seconds, upstream_seconds;
+  std::map<std::pair<std::string, std::string>, uint64_t> attempts, tokens;
+  for (const auto& sp : shards_) {
+    std::lock_guard lock(sp->mu);
+    for (const auto& [k, v] : sp->requests) requests[k] += v;
+    for (const auto& [k, v] : sp->request_seconds) request_seconds[k].Merge(v);
+    for (const auto& [k, v] : sp->upstream_seconds) upstream_seconds[k].Merge(v);
+    for (const auto& [k, v] : sp->upstream_attempts) attempts[k] += v;
+    for (const auto& [k, v] : sp->tokens) tokens[k] += v;
+  }
+  std::string out;
+  auto header = [&](std::string_view name, std::string_view type, std::string_view help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  auto histogram = [&](std::string_view name, std::string_view label, const std::map<std::string, Histogram>& m) {
+    for (const auto& [k, h] : m) {
+      for (size_t i = 0; i < kBuckets.size(); ++i) {
+        out += fmt::format("{}_bucket{{{}=\"{}\",le=\"{}\"}} {}\n", name, label, Esc(k), kBuckets[i], h.buckets[i]);
+      }
+      out += fmt::format("{}_bucket{{{}=\"{}\",le=\"+Inf\"}} {}\n", name, label, Esc(k), h.count);
+      out += fmt::format("{}_sum{{{}=\"{}\"}} {}\n", name, label, Esc(k), h.sum);
+      out += fmt::format("{}_count{{{}=\"{}\"}} {}\n", name, label, Esc(k), h.count);
+    }
+  };
+
+  header("aigis_build_info", "gauge", "Build information; the value is always 1.");
+  out += fmt::format("aigis_build_info{{version=\"{}\",commit=\"{}\"}} 1\n", Esc(version), Esc(commit));
+
+  header("aigis_requests_total", "counter", "Exchanges answered by the proxy listener, by route and HTTP status.");
+  for (const auto& [k, v] : requests) {
+    out += fmt::format("aigis_requests_total{{route=\"{}\",status=\"{}\"}} {}\n", Esc(k.first), k.second, v);
+  }
+  header("aigis_request_duration_seconds", "histogram", "Time from request received to response complete, by route.");
+  histogram("aigis_request_duration_seconds", "route", request_seconds);
+
+  header("aigis_upstream_duration_seconds", "histogram", "Time from upstream request sent to response headers, by upstream.");
+  histogram("aigis_upstream_duration_seconds", "upstream", upstream_seconds);
+
+  header("aigis_upstream_attempts_total", "counter", "Upstream attempts by upstream and outcome (ok, refused, timeout, status_5xx, status_429, ...).");
+  for (const auto& [k, v] : attempts) {
+    out += fmt::format("aigis_upstream_attempts_total{{upstream=\"{}\",outcome=\"{}\"}} {}\n", Esc(k.first), Esc(k.second), v);
+  }
+
+  header("aigis_tokens_total", "counter", "Tokens reported by upstreams, by direction (input, output) and model.");
+  for (const auto& [k, v] : tokens) {
+    out += fmt::format("aigis_tokens_total{{direction=\"{}\",model=\"{}\"}} {}\n", k.second, Esc(k.first), v);
+  }
+
+  header("aigis_inflight_requests", "gauge", "Exchanges being handled right now.");
+  out += fmt::format("aigis_inflight_requests {}\n", inflight.load());
+  header("aigis_client_connections", "gauge", "Open client connections on the proxy listener.");
+  out += fmt::format("aigis_client_connections {}\n", g.client_connections);
+  header("aigis_upstream_connections", "gauge", "Upstream connections by state (active = carrying a request, idle = pooled).");
+  out += fmt::format("aigis_upstream_connections{{state=\"active\"}} {}\n", g.upstream_open - g.upstream_idle);
+  out += fmt::format("aigis_upstream_connections{{state=\"idle\"}} {}\n", g.upstream_idle);
+  header("aigis_upstream_connections_reused_total", "counter", "Upstream requests sent on a pooled keep-alive connection.");
+  out += fmt::format("aigis_upstream_connections_reused_total {}\n", g.upstream_reused);
+  header("aigis_http_rejected_total", "counter", "Requests the HTTP layer refused itself (bad framing, header too large, connection limit).");
+  out += fmt::format("aigis_http_rejected_total {}\n", g.rejected_by_server);
+  header("aigis_config_reloads_total", "counter", "Config reloads by result.");
+  out += fmt::format("aigis_config_reloads_total{{result=\"success\"}} {}\n", reloads_ok.load());
+  out += fmt::format("aigis_config_reloads_total{{result=\"failure\"}} {}\n", reloads_failed.load());
+  header("aigis_config_last_reload_timestamp_seconds", "gauge", "Unix time the serving config was loaded.");
+  out += fmt::format("aigis_config_last_reload_timestamp_seconds {:.3f}\n", g.config_loaded_at);
+  return out;
+}
+
+}  // namespace aigis::gateway
