@@ -265,9 +265,11 @@ struct Gateway::Impl {
   GatewayOptions options;
   SystemClock system_clock;
   const Clock* clock;
+  // Declared before the pool: coroutine frames destroyed with the pool's
+  // io_contexts may still release upstream connections that count here.
+  net::ClientStats client_stats;
   net::IoPool pool;
   Metrics metrics;
-  net::ClientStats client_stats;
   std::vector<std::unique_ptr<net::HttpClient>> clients;  // one per worker
   std::atomic<std::shared_ptr<const Runtime>> runtime;
   std::shared_ptr<EventSink> events;
@@ -632,7 +634,7 @@ void Gateway::Impl::Record(const Exchange& ex, int worker) {
   if (ex.upstream_model != ex.model) e.Set("upstream_model", ex.upstream_model);
   if (!ex.upstream.empty()) {
     e.Set("upstream", ex.upstream).Set("upstream_status", int64_t{ex.upstream_status}).Set("attempts", int64_t{ex.attempts});
-    e.Set("upstream_ms", static_cast<double>(ex.upstream_latency.count()) / 1000.0);
+    e.Set("upstream_us", static_cast<int64_t>(ex.upstream_latency.count()));
   }
   e.Set("stream", ex.stream);
   if (ex.usage.reported) {
@@ -643,7 +645,7 @@ void Gateway::Impl::Record(const Exchange& ex, int worker) {
     e.Set("reason", d.reason);
   }
   if (ex.client_gone) e.Set("client_gone", true);
-  e.Set("duration_ms", Seconds(elapsed) * 1000.0);
+  e.Set("duration_us", static_cast<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
   events->Emit(e);
 }
 

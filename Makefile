@@ -1,0 +1,37 @@
+# aigis — `make run` starts the gateway on the embedded default; `make test`
+# runs every test under AddressSanitizer + UBSan. Both install what is missing
+# first (scripts/bootstrap, quick when nothing is).
+JOBS ?= 2
+GEN := -G Ninja -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
+export CCACHE_MAXSIZE := 5G
+
+.PHONY: all bootstrap build build-asan run test bench clean
+
+all: build
+
+bootstrap:
+	@scripts/bootstrap
+
+# Release build (what `make run` and `make bench` use): build/aigis
+build: bootstrap
+	@cmake -S . -B build $(GEN) -DCMAKE_BUILD_TYPE=Release -DAIGIS_TESTS=OFF >/dev/null
+	@cmake --build build -j$(JOBS)
+
+# Sanitizer build (what `make test` uses): build-asan/
+build-asan: bootstrap
+	@cmake -S . -B build-asan $(GEN) -DCMAKE_BUILD_TYPE=Debug -DAIGIS_SANITIZE=ON -DAIGIS_BENCH=OFF \
+	  -DCMAKE_CXX_FLAGS="-O1 -g" >/dev/null
+	@cmake --build build-asan -j$(JOBS)
+
+run: build
+	@scripts/run-demo
+
+test: build-asan
+	@cd build-asan && ctest --output-on-failure -j$(JOBS) --timeout 900
+
+bench: build
+	@bench/proxy/run.sh
+
+clean:
+	rm -rf build build-asan

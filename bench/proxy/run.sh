@@ -1,0 +1,519 @@
+#!/usr/bin/env bash
+# Proxy load benchmark: aigis against nginx as the baseline, in the same run.
+#
+#   wrk ──> nginx (proxy_pass, upstream keep-alive) ──┐
+#   wrk ──> aigis (openai upstream)                  ──┴─> fake upstream (nginx `return 200`)
+#
+# Both proxies get the same request (a small chat completion POST, chat.lua),
+# the same wrk connections/threads/duration, the same number of worker
+# threads, and the same core (taskset); wrk runs on the other core. Writes
+# bench/results/proxy.md and prints its tables. `make bench` runs this after
+# building build/aigis. Everything listens on 127.0.0.1 (ports picked at run
+# time), lives in a temp dir, and is stopped on exit.
+#
+# Knobs (environment):
+#   BENCH_DURATION=10       seconds of each measured high-concurrency run
+#   BENCH_LAT_DURATION=5    seconds of each low-concurrency (-c1) latency run
+#   BENCH_WARMUP=2          seconds of warm-up per server before measuring
+#   BENCH_CONNECTIONS=32    wrk connections of the throughput scenario
+#   BENCH_WRK_THREADS=1     wrk threads of the throughput scenario
+#   BENCH_THREADS=1         aigis server.threads == nginx worker_processes
+#   BENCH_PROXY_CPUS=0      cores for the proxies under test (taskset -c)
+#   BENCH_WRK_CPUS=1        cores for wrk
+#   BENCH_UPSTREAM_CPUS=1   cores for the fake upstream
+#   BENCH_DIRECT=1          also run wrk straight at the fake upstream (ceiling)
+#   BENCH_PROFILE=auto      perf-profile aigis: auto = when a goal is missed, 1 = always, 0 = never
+#   BENCH_PROFILE_DURATION=5
+#   BENCH_OUT=bench/results/proxy.md
+#   BENCH_KEEP=0            1 keeps the temp dir (configs, logs, wrk output)
+#   AIGIS_BIN=build/aigis   (falls back to build/src/cli/aigis)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+
+if [[ -z ${AIGIS_BIN:-} ]]; then  # build/aigis, or where CMake puts it by default
+  AIGIS_BIN=$ROOT/build/aigis
+  [[ -x $AIGIS_BIN ]] || AIGIS_BIN=$ROOT/build/src/cli/aigis
+fi
+BENCH_DURATION=${BENCH_DURATION:-10}
+BENCH_LAT_DURATION=${BENCH_LAT_DURATION:-5}
+BENCH_WARMUP=${BENCH_WARMUP:-2}
+BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-32}
+BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-1}
+BENCH_THREADS=${BENCH_THREADS:-1}
+BENCH_DIRECT=${BENCH_DIRECT:-1}
+BENCH_PROFILE=${BENCH_PROFILE:-auto}
+BENCH_PROFILE_DURATION=${BENCH_PROFILE_DURATION:-5}
+BENCH_OUT=${BENCH_OUT:-$ROOT/bench/results/proxy.md}
+BENCH_KEEP=${BENCH_KEEP:-0}
+
+GOAL_RATIO=0.8      # aigis throughput / nginx throughput, at least
+GOAL_ADDED_P50=50   # aigis p50 - nginx p50 at -c1, at most (µs)
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+for v in BENCH_DURATION BENCH_LAT_DURATION BENCH_WARMUP BENCH_CONNECTIONS BENCH_WRK_THREADS \
+         BENCH_THREADS BENCH_PROFILE_DURATION; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
+done
+(( BENCH_DURATION >= 1 && BENCH_LAT_DURATION >= 1 && BENCH_CONNECTIONS >= 1 )) || die "durations and connections must be >= 1"
+(( BENCH_THREADS >= 1 )) || die "BENCH_THREADS must be >= 1"
+(( BENCH_WRK_THREADS >= 1 && BENCH_WRK_THREADS <= BENCH_CONNECTIONS )) || die "need 1 <= BENCH_WRK_THREADS <= BENCH_CONNECTIONS"
+
+for tool in nginx wrk curl taskset ss timeout; do
+  command -v "$tool" >/dev/null || die "'$tool' not found (Debian: apt-get install nginx-light wrk curl util-linux iproute2 coreutils)"
+done
+[[ -x $AIGIS_BIN ]] || die "$AIGIS_BIN not found: build it first (make build)"
+
+NCPU=$(nproc)
+if (( NCPU >= 2 )); then
+  PROXY_CPUS=${BENCH_PROXY_CPUS:-0}
+  WRK_CPUS=${BENCH_WRK_CPUS:-1}
+  UPSTREAM_CPUS=${BENCH_UPSTREAM_CPUS:-1}
+  PINNED=1
+else
+  PINNED=0
+fi
+# Command prefixes that pin to a core (empty without pinning). Used as
+# "${PIN_X[@]}" cmd so that a backgrounded cmd's $! is the process itself.
+PIN_PROXY=() PIN_WRK=() PIN_UPSTREAM=()
+if (( PINNED )); then
+  # shellcheck disable=SC2034  # PIN_UPSTREAM is used through a nameref
+  PIN_PROXY=(taskset -c "$PROXY_CPUS") PIN_WRK=(taskset -c "$WRK_CPUS") PIN_UPSTREAM=(taskset -c "$UPSTREAM_CPUS")
+fi
+
+# ---------------------------------------------------------------- cleanup
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/aigis-bench.XXXXXX")
+chmod 755 "$WORK"  # nginx workers may run as another user
+SERVER_PIDS=()     # long-lived servers (nginx masters, aigis)
+AUX_PIDS=()        # samplers, perf, wrk
+
+stop_pid() {  # stop_pid PID SIGNAL: signal, wait up to 5 s, then SIGKILL
+  local pid=$1 sig=$2 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill "-$sig" "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$? pid
+  trap - EXIT INT TERM
+  for pid in "${AUX_PIDS[@]}"; do stop_pid "$pid" TERM; done
+  for pid in "${SERVER_PIDS[@]}"; do stop_pid "$pid" TERM; done
+  if [[ $BENCH_KEEP == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- helpers
+calc() { awk "BEGIN { $1 }"; }
+listening() { [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
+
+free_port() {  # prints a TCP port nothing listens on (bounded tries)
+  local i p
+  for ((i = 0; i < 100; i++)); do
+    p=$((20000 + RANDOM % 40000))
+    listening "$p" || { echo "$p"; return 0; }
+  done
+  die "no free port found"
+}
+
+wait_listen() {  # wait_listen PID PORT: up to 10 s for PID to listen on PORT
+  local pid=$1 port=$2 i
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    listening "$port" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+rss_kb() {  # total VmRSS (kB) of the given pids
+  local total=0 pid v
+  for pid in "$@"; do
+    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+# shellcheck disable=SC2046
+nginx_pids() { echo "$1" $(pgrep -P "$1" || true); }  # master + workers
+server_pids() {  # server_pids upstream|nginx|aigis
+  case $1 in
+    aigis) echo "$AIGIS_PID" ;;
+    nginx) nginx_pids "$NGINX_PID" ;;
+    upstream) nginx_pids "$UPSTREAM_PID" ;;
+  esac
+}
+cpu_time_ticks() {  # "user system" clock ticks of the given pids (all their threads)
+  local pid
+  for pid in "$@"; do cat "/proc/$pid/stat" 2>/dev/null || true; done |
+    awk '{sub(/^.*\) /, ""); u += $12; s += $13} END {print u + 0, s + 0}'
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+start_sampler() {  # start_sampler NAME OUTFILE SECONDS: max RSS every 0.1 s
+  local name=$1 out=$2 secs=$3
+  (
+    max=0
+    for ((i = 0; i < secs * 10 + 50; i++)); do
+      # shellcheck disable=SC2046
+      r=$(rss_kb $(server_pids "$name"))
+      (( r > max )) && max=$r && echo "$max" >"$out"
+      sleep 0.1
+    done
+  ) &
+  SAMPLER_PID=$!
+  AUX_PIDS+=("$SAMPLER_PID")
+}
+
+cpu_ticks() {  # "busy total" jiffies of one core from /proc/stat
+  awk -v c="cpu$1" '$1 == c {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat
+}
+
+start_nginx() {  # start_nginx NAME TEMPLATE PIN_ARRAY_NAME WORKERS -> NGX_PID NGX_PORT
+  local name=$1 tmpl=$2 workers=$4 dir="$WORK/$1" attempt port pid
+  local -n pinc=$3
+  mkdir -p "$dir"
+  for ((attempt = 0; attempt < 5; attempt++)); do
+    port=$(free_port)
+    sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@WORKERS@|$workers|g" \
+        -e "s|@UPSTREAM_PORT@|${UPSTREAM_PORT:-0}|g" -e "s|@BODY@|$UPSTREAM_BODY|g" \
+        "$HERE/$tmpl" >"$dir/nginx.conf"
+    "${pinc[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/stdout.log" 2>&1 &
+    pid=$!
+    if wait_listen "$pid" "$port"; then
+      SERVER_PIDS+=("$pid")
+      NGX_PID=$pid NGX_PORT=$port
+      return 0
+    fi
+    stop_pid "$pid" TERM
+    log "nginx ($name) did not come up on port $port; retrying"
+  done
+  cat "$dir/error.log" "$dir/stdout.log" >&2 2>/dev/null || true
+  die "nginx ($name) failed to start"
+}
+
+# The fake upstream's answer: a small OpenAI chat completion with usage.
+UPSTREAM_BODY='{"id":"chatcmpl-bench0001","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18}}'
+REQUEST_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
+
+# ---------------------------------------------------------------- servers
+# Whatever else runs on the machine skews the numbers: measure it first.
+all_ticks() { awk '$1 == "cpu" {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat; }
+read -r bg_b0 bg_t0 < <(all_ticks); sleep 1; read -r bg_b1 bg_t1 < <(all_ticks)
+BACKGROUND_BUSY=$(( (bg_b1 - bg_b0) * 100 / (bg_t1 - bg_t0 > 0 ? bg_t1 - bg_t0 : 1) ))
+(( BACKGROUND_BUSY < 10 )) || log "warning: the machine is already ${BACKGROUND_BUSY}% busy before the benchmark; results will be noisy"
+log "temp dir $WORK; proxies on cpu ${PROXY_CPUS:-any}, wrk on cpu ${WRK_CPUS:-any}, upstream on cpu ${UPSTREAM_CPUS:-any}"
+
+start_nginx upstream upstream.nginx.conf.in PIN_UPSTREAM 1
+UPSTREAM_PID=$NGX_PID UPSTREAM_PORT=$NGX_PORT
+log "fake upstream (nginx) pid $UPSTREAM_PID on 127.0.0.1:$UPSTREAM_PORT"
+
+start_nginx nginx proxy.nginx.conf.in PIN_PROXY "$BENCH_THREADS"
+NGINX_PID=$NGX_PID NGINX_PORT=$NGX_PORT
+sleep 0.3  # let the workers map their memory before the idle sample
+# shellcheck disable=SC2046
+NGINX_RSS_IDLE=$(rss_kb $(nginx_pids "$NGINX_PID"))
+log "baseline nginx pid $NGINX_PID on 127.0.0.1:$NGINX_PORT (workers: $(pgrep -P "$NGINX_PID" | tr '\n' ' '))"
+
+mkdir -p "$WORK/aigis"
+sed -e "s|@DIR@|$WORK/aigis|g" -e "s|@THREADS@|$BENCH_THREADS|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
+    "$HERE/aigis.yaml.in" >"$WORK/aigis/aigis.yaml"
+"${PIN_PROXY[@]}" "$AIGIS_BIN" serve --config "$WORK/aigis/aigis.yaml" --ports-file "$WORK/aigis/ports.json" \
+  >"$WORK/aigis/aigis.log" 2>&1 &
+AIGIS_PID=$!
+SERVER_PIDS+=("$AIGIS_PID")
+for ((i = 0; i < 100; i++)); do
+  [[ -s $WORK/aigis/ports.json ]] && break
+  kill -0 "$AIGIS_PID" 2>/dev/null || { cat "$WORK/aigis/aigis.log" >&2; die "aigis exited during start"; }
+  sleep 0.1
+done
+[[ -s $WORK/aigis/ports.json ]] || { cat "$WORK/aigis/aigis.log" >&2; die "aigis did not write its ports file within 10 s"; }
+AIGIS_PORT=$(sed -n 's/.*"proxy":\([0-9]*\).*/\1/p' "$WORK/aigis/ports.json")
+[[ -n $AIGIS_PORT ]] || die "cannot read the proxy port from $(cat "$WORK/aigis/ports.json")"
+sleep 0.3
+AIGIS_RSS_IDLE=$(rss_kb "$AIGIS_PID")
+log "aigis pid $AIGIS_PID on 127.0.0.1:$AIGIS_PORT"
+
+# Every path must answer 200 with the upstream's JSON before we time anything.
+check() {  # check NAME PORT
+  local out code
+  out=$(curl -sS --max-time 5 -o "$WORK/check-$1.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+        --data "$REQUEST_BODY" "http://127.0.0.1:$2/v1/chat/completions" 2>&1) || true
+  code=${out: -3}
+  if [[ $code != 200 ]] || ! grep -q '"usage"' "$WORK/check-$1.json" 2>/dev/null; then
+    log "$1: expected 200 with a chat completion, got: $out $(head -c 300 "$WORK/check-$1.json" 2>/dev/null)"
+    [[ $1 == aigis ]] && tail -n 20 "$WORK/aigis/aigis.log" >&2
+    die "$1 does not proxy the request"
+  fi
+}
+check upstream "$UPSTREAM_PORT"
+check nginx "$NGINX_PORT"
+check aigis "$AIGIS_PORT"
+RESPONSE_BYTES=$(wc -c <"$WORK/check-aigis.json")
+
+# ---------------------------------------------------------------- load
+COMMANDS=()
+declare -A R  # R[scenario.target.key]
+
+run_wrk() {  # run_wrk SCENARIO TARGET PORT THREADS CONNS SECONDS [record]
+  local sc=$1 tgt=$2 port=$3 t=$4 c=$5 d=$6 rec=${7:-}
+  local out="$WORK/wrk-$sc-$tgt.txt" rssf="$WORK/rss-$sc-$tgt" w0 w1 u0 u1 cu0 cs0 cu1 cs1 ns0 ns1 n line k
+  local -a pids
+  local cmd=(wrk "-t$t" "-c$c" "-d${d}s" --latency -s "$HERE/chat.lua" "http://127.0.0.1:$port/v1/chat/completions")
+  if [[ -n $rec ]]; then
+    local prefix=
+    (( PINNED )) && prefix="taskset -c $WRK_CPUS "
+    COMMANDS+=("$prefix${cmd[*]/#$ROOT\//}   # $sc, $tgt")
+  fi
+  SAMPLER_PID=
+  [[ $tgt == aigis || $tgt == nginx ]] && start_sampler "$tgt" "$rssf" "$d"
+  read -ra pids < <(server_pids "$tgt")
+  read -r w0 u0 < <(cpu_ticks "${WRK_CPUS:-0}")
+  read -r cu0 cs0 < <(cpu_time_ticks "${pids[@]}"); ns0=$(date +%s%N)
+  "${PIN_WRK[@]}" timeout $((d + 30)) "${cmd[@]}" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed ($sc, $tgt)"; }
+  read -r cu1 cs1 < <(cpu_time_ticks "${pids[@]}"); ns1=$(date +%s%N)
+  read -r w1 u1 < <(cpu_ticks "${WRK_CPUS:-0}")
+  [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID" TERM
+  [[ -n $rec ]] || return 0
+  line=$(grep '^BENCH ' "$out") || { cat "$out" >&2; die "no summary from wrk ($sc, $tgt)"; }
+  for k in requests rps p50_us p90_us p99_us max_us err_connect err_read err_write err_status err_timeout; do
+    R[$sc.$tgt.$k]=$(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" <<<"$line")
+  done
+  R[$sc.$tgt.non2xx]=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$out")
+  R[$sc.$tgt.non2xx]=${R[$sc.$tgt.non2xx]:-0}
+  R[$sc.$tgt.rss]=$(cat "$rssf" 2>/dev/null || echo 0)
+  # CPU the server itself used: % of one core over the run, and per request
+  n=${R[$sc.$tgt.requests]}
+  R[$sc.$tgt.server_cpu]=$(calc "printf \"%.0f\", ($cu1 + $cs1 - $cu0 - $cs0) / $CLK_TCK * 1e9 * 100 / ($ns1 - $ns0)")
+  R[$sc.$tgt.cpu_us_per_req]=$(calc "printf \"%.1f\", ($cu1 + $cs1 - $cu0 - $cs0) / $CLK_TCK * 1e6 / ($n > 0 ? $n : 1)")
+  R[$sc.$tgt.cpu_user_sys]=$(calc "printf \"%.1f / %.1f\", ($cu1 - $cu0) / $CLK_TCK * 1e6 / ($n > 0 ? $n : 1), ($cs1 - $cs0) / $CLK_TCK * 1e6 / ($n > 0 ? $n : 1)")
+  R[$sc.$tgt.wrk_cpu]=$(( (w1 - w0) * 100 / (u1 - u0 > 0 ? u1 - u0 : 1) ))
+  log "$(printf '%-10s %-8s %8.0f req/s  p50 %6d us  p99 %6d us  cpu %3d%% %6.1f us/req  errors %d/%d/%d/%d/%d non-2xx %d' \
+    "$sc" "$tgt" "${R[$sc.$tgt.rps]}" "${R[$sc.$tgt.p50_us]}" "${R[$sc.$tgt.p99_us]}" \
+    "${R[$sc.$tgt.server_cpu]}" "${R[$sc.$tgt.cpu_us_per_req]}" \
+    "${R[$sc.$tgt.err_connect]}" "${R[$sc.$tgt.err_read]}" "${R[$sc.$tgt.err_write]}" \
+    "${R[$sc.$tgt.err_status]}" "${R[$sc.$tgt.err_timeout]}" "${R[$sc.$tgt.non2xx]}")"
+}
+
+if (( BENCH_WARMUP > 0 )); then
+  log "warm-up (${BENCH_WARMUP}s each)"
+  run_wrk warmup nginx "$NGINX_PORT" "$BENCH_WRK_THREADS" "$BENCH_CONNECTIONS" "$BENCH_WARMUP"
+  run_wrk warmup aigis "$AIGIS_PORT" "$BENCH_WRK_THREADS" "$BENCH_CONNECTIONS" "$BENCH_WARMUP"
+fi
+TP=throughput LAT=latency
+log "throughput: -t$BENCH_WRK_THREADS -c$BENCH_CONNECTIONS -d${BENCH_DURATION}s"
+(( BENCH_DIRECT )) && run_wrk $TP upstream "$UPSTREAM_PORT" "$BENCH_WRK_THREADS" "$BENCH_CONNECTIONS" "$BENCH_DURATION" rec
+run_wrk $TP nginx "$NGINX_PORT" "$BENCH_WRK_THREADS" "$BENCH_CONNECTIONS" "$BENCH_DURATION" rec
+run_wrk $TP aigis "$AIGIS_PORT" "$BENCH_WRK_THREADS" "$BENCH_CONNECTIONS" "$BENCH_DURATION" rec
+log "latency: -t1 -c1 -d${BENCH_LAT_DURATION}s"
+(( BENCH_DIRECT )) && run_wrk $LAT upstream "$UPSTREAM_PORT" 1 1 "$BENCH_LAT_DURATION" rec
+run_wrk $LAT nginx "$NGINX_PORT" 1 1 "$BENCH_LAT_DURATION" rec
+run_wrk $LAT aigis "$AIGIS_PORT" 1 1 "$BENCH_LAT_DURATION" rec
+
+AIGIS_ALIVE=yes
+kill -0 "$AIGIS_PID" 2>/dev/null || AIGIS_ALIVE=no
+
+# ---------------------------------------------------------------- verdict
+RATIO=$(calc "printf \"%.2f\", ${R[$TP.aigis.rps]} / ${R[$TP.nginx.rps]}")
+ADDED_P50_LAT=$(( ${R[$LAT.aigis.p50_us]} - ${R[$LAT.nginx.p50_us]} ))
+TP_MET=$(calc "print (${R[$TP.aigis.rps]} >= $GOAL_RATIO * ${R[$TP.nginx.rps]}) ? \"met\" : \"not met\"")
+LAT_MET=$( (( ADDED_P50_LAT <= GOAL_ADDED_P50 )) && echo met || echo "not met")
+ERRORS=0
+for sc in $TP $LAT; do
+  for tgt in nginx aigis; do
+    for k in err_connect err_read err_write err_status err_timeout non2xx; do
+      ERRORS=$((ERRORS + ${R[$sc.$tgt.$k]:-0}))
+    done
+  done
+done
+
+# ---------------------------------------------------------------- profile
+PROFILE_TEXT=
+want_profile=0
+case $BENCH_PROFILE in
+  1) want_profile=1 ;;
+  auto) [[ $TP_MET == met && $LAT_MET == met ]] || want_profile=1 ;;
+esac
+if (( want_profile )) && [[ $AIGIS_ALIVE == yes ]]; then
+  if command -v perf >/dev/null && perf record -q -e cpu-clock -o "$WORK/perf-probe.data" -- true >/dev/null 2>&1; then
+    log "profiling aigis with perf (cpu-clock, ${BENCH_PROFILE_DURATION}s at -c$BENCH_CONNECTIONS)"
+    perf record -q -e cpu-clock -F 4999 -p "$AIGIS_PID" -o "$WORK/perf.data" -- sleep "$((BENCH_PROFILE_DURATION + 1))" \
+      >"$WORK/perf-record.log" 2>&1 &
+    PERF_PID=$!
+    AUX_PIDS+=("$PERF_PID")
+    sleep 0.5
+    run_wrk profile aigis "$AIGIS_PORT" "$BENCH_WRK_THREADS" "$BENCH_CONNECTIONS" "$BENCH_PROFILE_DURATION" rec
+    for ((i = 0; i < 100; i++)); do kill -0 "$PERF_PID" 2>/dev/null || break; sleep 0.1; done
+    stop_pid "$PERF_PID" INT
+    perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol -F overhead,dso,symbol 2>/dev/null \
+      | grep -v '^#' | sed -e '/^$/d' -e 's/ *-  *- *$//' -e 's/ *$//' >"$WORK/perf-flat.txt" || true
+    # Where the time goes, by component: the aigis binary is split by namespace.
+    PROF_GROUPS=$(awk '
+      { p = $1; sub(/%/, "", p); dso = $2; sym = $0; sub(/^ *[0-9.]+% +[^ ]+ +\[.\] +/, "", sym)
+        if (dso == "[kernel.kallsyms]") k = "kernel (TCP/IP, syscalls, wake-ups, scheduling)"
+        else if (dso ~ /^libc\./) k = (sym ~ /malloc|free|_int_|unlink_chunk|consolidate|tcache|cfree|realloc|calloc/) ? "libc: malloc/free" : (sym ~ /mem(cpy|move|set|cmp)|str/) ? "libc: memcpy/memmove/str*" : "libc: other (syscall wrappers, tolower, ...)"
+        else if (dso == "aigis") {
+          if (sym ~ /^(boost::asio|asio)/ && sym !~ /beast/) k = "aigis binary: boost::asio (event loop, coroutines, sockets)"
+          else if (sym ~ /beast|mp11/) k = "aigis binary: boost::beast (HTTP parse/serialize, buffers)"
+          else if (sym ~ /^aigis::gateway/) k = "aigis binary: aigis::gateway"
+          else if (sym ~ /^aigis::net/) k = "aigis binary: aigis::net"
+          else if (sym ~ /^aigis::/) k = "aigis binary: aigis (core/config)"
+          else if (sym ~ /spdlog|fmt::/) k = "aigis binary: spdlog/fmt"
+          else if (sym ~ /^std::/) k = "aigis binary: std::"
+          else k = "aigis binary: other"
+        }
+        else if (dso ~ /boost_json/) k = "libboost_json (JSON parse/serialize)"
+        else if (dso ~ /libcrypto|libssl/) k = "libcrypto/libssl"
+        else if (dso ~ /libstdc\+\+/) k = "libstdc++"
+        else k = "other (" dso ")"
+        t[k] += p }
+      END { for (k in t) printf "%6.2f%%  %5.1f µs/req  %s\n", t[k], t[k] * us / 100, k }' \
+      us="${R[profile.aigis.cpu_us_per_req]:-0}" "$WORK/perf-flat.txt" | sort -rn)
+    PROF_SYM=$(sort -rn "$WORK/perf-flat.txt" | head -n 25 | cut -c1-150 || true)
+    [[ -s $WORK/perf-flat.txt ]] && PROFILE_TEXT=$(printf 'By component (share of the samples in the aigis process; µs/req = share × the %s CPU µs aigis used per request in this run):\n\n%s\n\nTop symbols:\n\n%s\n' "${R[profile.aigis.cpu_us_per_req]:-?}" "$PROF_GROUPS" "$PROF_SYM")
+  else
+    log "perf cannot sample here; skipping the profile (try: valgrind --tool=callgrind build/aigis serve ...)"
+  fi
+fi
+
+# ---------------------------------------------------------------- report
+GIT_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] && GIT_COMMIT="$GIT_COMMIT (working tree modified)"
+CPU_MODEL=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+AIGIS_VERSION=$("$AIGIS_BIN" version 2>/dev/null || echo unknown)
+NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
+WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 {print $1, $2}')
+mib() { calc "printf \"%.1f MiB\", $1 / 1024"; }
+num() { calc "printf \"%.0f\", $1"; }
+
+scenario_table() {  # scenario_table SCENARIO
+  local sc=$1 tgt
+  echo "| target | requests/s | p50 (µs) | p90 (µs) | p99 (µs) | errors | server CPU | CPU µs/request (user / sys) | wrk core busy |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for tgt in upstream nginx aigis; do
+    [[ -n ${R[$sc.$tgt.rps]:-} ]] || continue
+    local err=0 k label=$tgt
+    for k in err_connect err_read err_write err_status err_timeout non2xx; do err=$((err + ${R[$sc.$tgt.$k]:-0})); done
+    [[ $tgt == upstream ]] && label="fake upstream, direct (ceiling)"
+    [[ $tgt == nginx ]] && label="nginx (baseline proxy)"
+    printf '| %s | %s | %s | %s | %s | %s | %s%% | %s (%s) | %s%% |\n' "$label" "$(num "${R[$sc.$tgt.rps]}")" \
+      "${R[$sc.$tgt.p50_us]}" "${R[$sc.$tgt.p90_us]}" "${R[$sc.$tgt.p99_us]}" "$err" \
+      "${R[$sc.$tgt.server_cpu]}" "${R[$sc.$tgt.cpu_us_per_req]}" "${R[$sc.$tgt.cpu_user_sys]}" "${R[$sc.$tgt.wrk_cpu]}"
+  done
+  echo
+  echo "aigis / nginx throughput: **$(calc "printf \"%.2f\", ${R[$sc.aigis.rps]} / ${R[$sc.nginx.rps]}")×**;" \
+       "added p50 (aigis − nginx): **$(( ${R[$sc.aigis.p50_us]} - ${R[$sc.nginx.p50_us]} )) µs**"
+}
+
+TABLES=$(
+  echo "### Throughput: wrk -t$BENCH_WRK_THREADS -c$BENCH_CONNECTIONS -d${BENCH_DURATION}s"
+  echo
+  scenario_table $TP
+  echo
+  echo "### Latency: wrk -t1 -c1 -d${BENCH_LAT_DURATION}s"
+  echo
+  scenario_table $LAT
+  echo
+  echo "### Memory (VmRSS; nginx = master + workers)"
+  echo
+  echo "| | idle (after start) | max under load (throughput run) |"
+  echo "|---|---:|---:|"
+  echo "| nginx | $(mib "$NGINX_RSS_IDLE") | $(mib "${R[$TP.nginx.rss]}") |"
+  echo "| aigis | $(mib "$AIGIS_RSS_IDLE") | $(mib "${R[$TP.aigis.rss]}") |"
+  echo
+  echo "### Goals"
+  echo
+  echo "| goal | result | |"
+  echo "|---|---:|---|"
+  echo "| throughput ≥ $GOAL_RATIO× nginx (-c$BENCH_CONNECTIONS) | ${RATIO}× | **$TP_MET** |"
+  echo "| added p50 ≤ $GOAL_ADDED_P50 µs (-c1) | $ADDED_P50_LAT µs | **$LAT_MET** |"
+)
+
+mkdir -p "$(dirname "$BENCH_OUT")"
+{
+  echo "# Proxy benchmark: aigis vs nginx"
+  echo
+  echo "Generated by \`bench/proxy/run.sh\` (\`make bench\`); do not edit by hand."
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "- machine: $NCPU CPUs, $CPU_MODEL, $(uname -sr)"
+  echo "- commit: $GIT_COMMIT; $AIGIS_VERSION (${AIGIS_BIN#"$ROOT"/})"
+  echo "- tools: nginx $NGINX_VERSION, $WRK_VERSION"
+  if (( PINNED )); then
+    echo "- pinning: proxies under test on cpu $PROXY_CPUS, wrk on cpu $WRK_CPUS, fake upstream on cpu $UPSTREAM_CPUS (taskset)"
+  else
+    echo "- pinning: none (fewer than 2 CPUs)"
+  fi
+  echo "- proxies: aigis \`server.threads: $BENCH_THREADS\`, nginx \`worker_processes $BENCH_THREADS\`; both keep-alive to the upstream; access logs off"
+  echo "- request: \`POST /v1/chat/completions\` $REQUEST_BODY (${#REQUEST_BODY} bytes);" \
+       "response: a fixed chat completion with \`usage\` ($RESPONSE_BYTES bytes) from an nginx \`return 200\`"
+  echo "- warm-up: ${BENCH_WARMUP}s per proxy at -c$BENCH_CONNECTIONS before measuring"
+  echo "- background load: ${BACKGROUND_BUSY}% of all CPUs busy in the second before the servers started$( (( BACKGROUND_BUSY < 10 )) || echo " — **WARNING: a busy machine; treat these numbers as noisy**")"
+  if (( ERRORS > 0 )); then
+    echo "- **WARNING: $ERRORS socket errors / non-2xx responses during the measured runs** (see the error columns)"
+  fi
+  [[ $AIGIS_ALIVE == yes ]] || echo "- **WARNING: aigis exited during the run**"
+  if (( ${R[$TP.nginx.wrk_cpu]} >= 95 )); then
+    echo "- **WARNING: wrk's core (wrk + fake upstream) was ${R[$TP.nginx.wrk_cpu]}% busy during the nginx throughput run:" \
+         "the baseline may be limited by the load generator, which flatters the aigis/nginx ratio**"
+  fi
+  echo
+  echo "## Results"
+  echo
+  echo "Goal: aigis throughput ≥ ${GOAL_RATIO}× nginx, and aigis adds ≤ ${GOAL_ADDED_P50} µs to the p50 latency."
+  echo "Latencies are wrk's (from request write to full response), in µs."
+  echo "\"server CPU\" is the CPU time (user + system, all threads/workers) the server under test used, in % of one core over the run, and per request;"
+  echo "below ~95% at -c$BENCH_CONNECTIONS the server was not the bottleneck. \"wrk core busy\" is the non-idle share of wrk's core (wrk + fake upstream): near 100% there means the load generator limited the run."
+  echo
+  echo "$TABLES"
+  echo
+  echo "## Commands"
+  echo
+  echo "Servers (\$TMP is a fresh \`mktemp -d\`; the configs are bench/proxy/*.in with ports filled in):"
+  echo
+  echo '```'
+  p() { if (( PINNED )); then printf 'taskset -c %s ' "$1"; fi; }
+  echo "$(p "$UPSTREAM_CPUS")nginx -p \$TMP/upstream -c \$TMP/upstream/nginx.conf -e \$TMP/upstream/error.log   # fake upstream, bench/proxy/upstream.nginx.conf.in"
+  echo "$(p "$PROXY_CPUS")nginx -p \$TMP/nginx -c \$TMP/nginx/nginx.conf -e \$TMP/nginx/error.log   # baseline, bench/proxy/proxy.nginx.conf.in"
+  echo "$(p "$PROXY_CPUS")${AIGIS_BIN#"$ROOT"/} serve --config \$TMP/aigis/aigis.yaml --ports-file \$TMP/aigis/ports.json   # bench/proxy/aigis.yaml.in"
+  echo '```'
+  echo
+  echo "Load (bench/proxy/chat.lua sets the POST body and prints the summary):"
+  echo
+  echo '```'
+  (( BENCH_WARMUP > 0 )) && echo "$(p "$WRK_CPUS")wrk -t$BENCH_WRK_THREADS -c$BENCH_CONNECTIONS -d${BENCH_WARMUP}s --latency -s bench/proxy/chat.lua URL   # warm-up, each proxy"
+  printf '%s\n' "${COMMANDS[@]}" | sed "s|$WORK|\$TMP|g"
+  echo '```'
+  echo
+  echo "Reproduce: \`make bench\`, or \`bench/proxy/run.sh\` with BENCH_DURATION, BENCH_LAT_DURATION, BENCH_CONNECTIONS, BENCH_THREADS, ... (see its header)."
+  if [[ -n $PROFILE_TEXT ]]; then
+    echo
+    echo "## Profile of aigis under load"
+    echo
+    echo "\`perf record -e cpu-clock -F 4999 -p <aigis pid>\` during \`wrk -t$BENCH_WRK_THREADS -c$BENCH_CONNECTIONS -d${BENCH_PROFILE_DURATION}s\`"
+    echo "(software clock sampling, no hardware counters needed); flat profile, self time:"
+    echo
+    echo '```'
+    echo "$PROFILE_TEXT"
+    echo '```'
+  fi
+  if [[ -n ${BENCH_NOTES_FILE:-} && -s ${BENCH_NOTES_FILE:-} ]]; then
+    echo
+    cat "$BENCH_NOTES_FILE"
+  fi
+} >"$BENCH_OUT"
+
+echo
+echo "$TABLES"
+echo
+echo "report: ${BENCH_OUT#"$ROOT"/}"

@@ -1,0 +1,212 @@
+#include "gateway/llm.h"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+namespace aigis::gateway::llm {
+namespace {
+
+namespace json = boost::json;
+
+TEST(Classify, KnownEndpoints) {
+  auto m = Classify("POST", "/v1/chat/completions");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->endpoint, Endpoint::kChatCompletions);
+  EXPECT_TRUE(m->method_allowed);
+  auto a = Classify("POST", "/v1/messages");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->protocol, Protocol::kAnthropic);
+  EXPECT_FALSE(Classify("GET", "/v1/chat/completions")->method_allowed);
+  EXPECT_TRUE(Classify("GET", "/v1/models")->method_allowed);
+  EXPECT_FALSE(Classify("POST", "/v2/chat"));
+  EXPECT_EQ(GuessProtocol("/v1/messages/batches"), Protocol::kAnthropic);
+}
+
+TEST(Errors, NativeShapes) {
+  auto o = json::parse(ErrorBody(Protocol::kOpenAI, 413, "request_too_large", "too big")).as_object();
+  EXPECT_EQ(o.at("error").at("message").as_string(), "too big");
+  EXPECT_EQ(o.at("error").at("type").as_string(), "invalid_request_error");
+  EXPECT_EQ(o.at("error").at("code").as_string(), "request_too_large");
+  auto a = json::parse(ErrorBody(Protocol::kAnthropic, 502, "upstream_error", "down")).as_object();
+  EXPECT_EQ(a.at("type").as_string(), "error");
+  EXPECT_EQ(a.at("error").at("type").as_string(), "api_error");
+  EXPECT_EQ(a.at("error").at("message").as_string(), "down");
+  EXPECT_EQ(ErrorEvent(Protocol::kAnthropic, 429, "x", "slow").rfind("event: error\ndata: {", 0), 0u);
+  EXPECT_EQ(ErrorEvent(Protocol::kOpenAI, 429, "x", "slow").rfind("data: {\"error\"", 0), 0u);
+}
+
+Exchange ChatExchange() {
+  Exchange ex;
+  ex.endpoint = Endpoint::kChatCompletions;
+  ex.request_id = "req-1";
+  return ex;
+}
+
+TEST(ParseRequest, ChatView) {
+  Exchange ex = ChatExchange();
+  RequestInfo info;
+  ASSERT_TRUE(ParseRequest(R"({"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},
+      "messages":[{"role":"system","content":"be brief"},
+                  {"role":"user","content":[{"type":"text","text":"hello"},{"type":"image_url","image_url":{}}]}]})",
+                           ex, info).ok());
+  EXPECT_EQ(ex.model, "gpt-4o");
+  EXPECT_TRUE(ex.stream);
+  EXPECT_TRUE(info.include_usage);
+  ASSERT_EQ(ex.messages.size(), 2u);
+  EXPECT_EQ(ex.messages[1].role, "user");
+  EXPECT_EQ(ex.messages[1].text, "hello");
+}
+
+TEST(ParseRequest, RejectsWithAUsefulMessage) {
+  struct Case {
+    const char* body;
+    const char* message;
+  } cases[] = {
+      {"", "empty"},
+      {"{", "not valid JSON"},
+      {"[]", "must be a JSON object"},
+      {R"({"messages":[]})", "'model' is required"},
+      {R"({"model":5,"messages":[]})", "'model' is required"},
+      {R"({"model":"m","stream":"yes","messages":[]})", "'stream' must be a boolean"},
+      {R"({"model":"m"})", "'messages' is required"},
+      {R"({"model":"m","messages":[1]})", "must be an object"},
+      {R"({"model":"m","messages":[{"content":"x"}]})", "string 'role'"},
+      {"{\"model\":\"\xff\",\"messages\":[]}", "not valid JSON"},
+  };
+  for (const auto& c : cases) {
+    Exchange ex = ChatExchange();
+    RequestInfo info;
+    Status st = ParseRequest(c.body, ex, info);
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << c.body;
+    EXPECT_NE(st.message().find(c.message), std::string::npos) << c.body << " -> " << st.message();
+  }
+  Exchange ex = ChatExchange();
+  RequestInfo info;
+  std::string deep = "{\"model\":\"m\",\"messages\":[],\"x\":" + std::string(10000, '[') + std::string(10000, ']') + "}";
+  EXPECT_FALSE(ParseRequest(deep, ex, info).ok());
+}
+
+TEST(ParseRequest, ResponsesAndEmbeddingsAndMessages) {
+  Exchange r;
+  r.endpoint = Endpoint::kResponses;
+  RequestInfo ri;
+  ASSERT_TRUE(ParseRequest(R"({"model":"m","instructions":"sys","input":"what?"})", r, ri).ok());
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[1].text, "what?");
+
+  Exchange e;
+  e.endpoint = Endpoint::kEmbeddings;
+  RequestInfo ei;
+  ASSERT_TRUE(ParseRequest(R"({"model":"m","input":["a","b"],"encoding_format":"base64","dimensions":8})", e, ei).ok());
+  EXPECT_EQ(ei.inputs.size(), 2u);
+  EXPECT_EQ(ei.dimensions, 8);
+  EXPECT_FALSE(ParseRequest(R"({"model":"m","input":"a","encoding_format":"hex"})", e, ei).ok());
+
+  Exchange m;
+  m.endpoint = Endpoint::kMessages;
+  RequestInfo mi;
+  ASSERT_TRUE(ParseRequest(R"({"model":"claude","max_tokens":10,"system":"sys",
+      "messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]})", m, mi).ok());
+  ASSERT_EQ(m.messages.size(), 2u);
+  EXPECT_EQ(m.messages[0].role, "system");
+  EXPECT_EQ(m.messages[1].text, "hi");
+}
+
+TEST(Usage, FromBodiesOfBothApis) {
+  Usage u;
+  UsageFromBody(R"({"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}})", u);
+  EXPECT_TRUE(u.reported);
+  EXPECT_EQ(u.input_tokens, 11);
+  EXPECT_EQ(u.output_tokens, 7);
+  Usage a;
+  UsageFromBody(R"({"type":"message","usage":{"input_tokens":5,"output_tokens":9}})", a);
+  EXPECT_EQ(a.input_tokens, 5);
+  EXPECT_EQ(a.output_tokens, 9);
+  Usage none;
+  UsageFromBody(R"({"choices":[]})", none);
+  EXPECT_FALSE(none.reported);
+  UsageFromBody("not json \"usage\"", none);
+  EXPECT_FALSE(none.reported);
+}
+
+TEST(Usage, FromStreamEvents) {
+  Usage a;
+  UsageFromEvent(Protocol::kAnthropic, "message_start",
+                 R"({"type":"message_start","message":{"usage":{"input_tokens":25,"output_tokens":1}}})", a);
+  UsageFromEvent(Protocol::kAnthropic, "content_block_delta", R"({"type":"content_block_delta"})", a);
+  UsageFromEvent(Protocol::kAnthropic, "message_delta", R"({"type":"message_delta","usage":{"output_tokens":15}})", a);
+  EXPECT_EQ(a.input_tokens, 25);
+  EXPECT_EQ(a.output_tokens, 15);
+  Usage o;
+  UsageFromEvent(Protocol::kOpenAI, "", R"({"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}})", o);
+  EXPECT_EQ(o.input_tokens, 3);
+  EXPECT_EQ(o.output_tokens, 4);
+  Usage r;
+  UsageFromEvent(Protocol::kOpenAI, "response.completed",
+                 R"({"type":"response.completed","response":{"usage":{"input_tokens":8,"output_tokens":2}}})", r);
+  EXPECT_EQ(r.input_tokens, 8);
+  EXPECT_EQ(r.output_tokens, 2);
+}
+
+TEST(Echo, AnswersWithTheLastUserMessageInEveryShape) {
+  Exchange ex = ChatExchange();
+  RequestInfo info;
+  ASSERT_TRUE(ParseRequest(R"({"model":"echo","messages":[{"role":"user","content":"first"},
+      {"role":"assistant","content":"x"},{"role":"user","content":"hello there world"}]})", ex, info).ok());
+  ex.upstream_model = ex.model;
+  auto r = Echo(ex, info, WallTime{});
+  ASSERT_EQ(r.chunks.size(), 1u);
+  auto body = json::parse(r.chunks[0]).as_object();
+  EXPECT_EQ(body.at("choices").at(0).at("message").at("content").as_string(), "hello there world");
+  Usage u;
+  UsageFromBody(r.chunks[0], u);
+  EXPECT_GT(u.input_tokens, 0);
+  EXPECT_GT(u.output_tokens, 0);
+
+  ex.stream = true;
+  info.include_usage = true;
+  auto s = Echo(ex, info, WallTime{});
+  EXPECT_EQ(s.content_type, "text/event-stream");
+  EXPECT_EQ(s.chunks.back(), "data: [DONE]\n\n");
+  std::string text;
+  Usage su;
+  for (const auto& c : s.chunks) {
+    if (c == "data: [DONE]\n\n") continue;
+    auto v = json::parse(c.substr(6));
+    UsageFromEvent(Protocol::kOpenAI, "", c.substr(6), su);
+    auto& choices = v.at("choices").as_array();
+    if (!choices.empty()) {
+      if (auto* content = choices[0].at("delta").as_object().if_contains("content")) text += content->as_string();
+    }
+  }
+  EXPECT_EQ(text, "hello there world");
+  EXPECT_EQ(su.output_tokens, u.output_tokens);
+
+  Exchange m;
+  m.endpoint = Endpoint::kMessages;
+  m.protocol = Protocol::kAnthropic;
+  m.stream = true;
+  RequestInfo mi;
+  ASSERT_TRUE(ParseRequest(R"({"model":"c","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"ping pong"}]})", m, mi).ok());
+  auto ms = Echo(m, mi, WallTime{});
+  EXPECT_EQ(ms.chunks.front().rfind("event: message_start\n", 0), 0u);
+  EXPECT_EQ(ms.chunks.back().rfind("event: message_stop\n", 0), 0u);
+}
+
+TEST(Echo, EmbeddingsAreDeterministicUnitVectors) {
+  Exchange e;
+  e.endpoint = Endpoint::kEmbeddings;
+  RequestInfo info;
+  ASSERT_TRUE(ParseRequest(R"({"model":"m","input":["a","b"],"dimensions":8})", e, info).ok());
+  auto r1 = Echo(e, info, WallTime{});
+  auto r2 = Echo(e, info, WallTime{});
+  EXPECT_EQ(r1.chunks, r2.chunks);
+  auto v = json::parse(r1.chunks[0]).at("data").at(0).at("embedding").as_array();
+  ASSERT_EQ(v.size(), 8u);
+  double norm = 0;
+  for (auto& x : v) norm += x.as_double() * x.as_double();
+  EXPECT_NEAR(norm, 1.0, 1e-5);
+}
+
+}  // namespace
+}  // namespace aigis::gateway::llm

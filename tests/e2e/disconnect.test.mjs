@@ -1,0 +1,119 @@
+// A client that goes away mid-stream: aigis must close the upstream request
+// promptly and leave nothing in flight.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  UPSTREAM_ANTHROPIC_KEY, UPSTREAM_OPENAI_KEY, anthropicClient, anthropicEvents, answerSse, baseConfig,
+  openaiChunks, openaiClient, sleep, startAigis, startFakeUpstream,
+} from './lib.mjs';
+
+// ~5 s of stream: one event every 50 ms.
+const EVENTS = 100;
+const INTERVAL_MS = 50;
+const pieces = Array.from({ length: EVENTS }, (_, i) => `w${i} `);
+
+describe('client disconnect mid-stream', { timeout: 60_000 }, () => {
+  let gw;
+  let up;
+  before(async () => {
+    up = await startFakeUpstream();
+    gw = await startAigis((dir) => baseConfig(dir, `
+upstreams:
+  - name: oai
+    provider: openai
+    base_url: ${up.v1}
+    api_key: ${UPSTREAM_OPENAI_KEY}
+  - name: ant
+    provider: anthropic
+    base_url: ${up.v1}
+    api_key: ${UPSTREAM_ANTHROPIC_KEY}
+routes:
+  - name: default
+    upstreams: [oai, ant]
+`));
+  });
+  after(async () => {
+    try {
+      if (gw) await gw.stop();
+    } finally {
+      if (up) await up.close();
+    }
+  });
+
+  async function assertReleased(rec, abortedAt, what) {
+    const closedAt = await Promise.race([rec.socketClosed, sleep(2000).then(() => null)]);
+    assert.ok(closedAt, `${what}: the upstream request socket was not closed within 2 s of the client leaving`);
+    assert.ok(closedAt - abortedAt < 2000, `${what}: upstream closed ${closedAt - abortedAt} ms after the abort`);
+    assert.ok(rec.eventsWritten < EVENTS, `${what}: the upstream stream was cut short (${rec.eventsWritten}/${EVENTS})`);
+    const inflight = await gw.waitMetric('aigis_inflight_requests', {}, (v) => v === 0);
+    assert.equal(inflight, 0, `${what}: aigis_inflight_requests`);
+    const active = await gw.waitMetric('aigis_upstream_connections', { state: 'active' }, (v) => v === 0);
+    assert.equal(active, 0, `${what}: aigis_upstream_connections{state="active"}`);
+  }
+
+  test('OpenAI stream: abort after the first chunk closes the upstream request', async () => {
+    up.handler = answerSse(openaiChunks('gpt-slow', pieces), { intervalMs: INTERVAL_MS });
+    const before = up.requests.length;
+    const oa = openaiClient(gw);
+    const stream = await oa.chat.completions.create({ model: 'gpt-slow', stream: true, messages: [{ role: 'user', content: 'go' }] });
+    let chunks = 0;
+    let abortedAt = 0;
+    for await (const c of stream) {
+      chunks++;
+      if (c.choices[0]?.delta?.content) {
+        abortedAt = Date.now();
+        stream.controller.abort();
+        break;
+      }
+    }
+    assert.ok(abortedAt > 0, `no content chunk arrived (${chunks} chunks)`);
+    assert.equal(up.requests.length - before, 1);
+    await assertReleased(up.last(), abortedAt, 'openai');
+  });
+
+  test('Anthropic stream: abort after the first text closes the upstream request', async () => {
+    up.handler = answerSse(anthropicEvents('claude-slow', pieces), { intervalMs: INTERVAL_MS });
+    const before = up.requests.length;
+    const an = anthropicClient(gw);
+    const stream = await an.messages.create({ model: 'claude-slow', max_tokens: 1000, stream: true, messages: [{ role: 'user', content: 'go' }] });
+    let abortedAt = 0;
+    for await (const ev of stream) {
+      if (ev.type === 'content_block_delta') {
+        abortedAt = Date.now();
+        stream.controller.abort();
+        break;
+      }
+    }
+    assert.ok(abortedAt > 0, 'no text delta arrived');
+    assert.equal(up.requests.length - before, 1);
+    await assertReleased(up.last(), abortedAt, 'anthropic');
+  });
+
+  test('raw socket reset mid-stream releases everything too', async () => {
+    up.handler = answerSse(openaiChunks('gpt-slow', pieces), { intervalMs: INTERVAL_MS });
+    const ac = new AbortController();
+    const r = await fetch(`${gw.openaiBaseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-slow', stream: true, messages: [{ role: 'user', content: 'go' }] }),
+      signal: ac.signal,
+    });
+    assert.equal(r.status, 200);
+    const reader = r.body.getReader();
+    const first = await reader.read();
+    assert.ok(!first.done && first.value.length > 0);
+    const abortedAt = Date.now();
+    ac.abort();
+    await reader.cancel().catch(() => {});
+    await assertReleased(up.last(), abortedAt, 'fetch');
+
+    // The gateway keeps serving afterwards.
+    up.handler = answerSse(openaiChunks('gpt-fast', ['still ', 'alive']));
+    const oa = openaiClient(gw);
+    const s = await oa.chat.completions.create({ model: 'gpt-fast', stream: true, messages: [{ role: 'user', content: 'x' }] });
+    let text = '';
+    for await (const c of s) for (const ch of c.choices) text += ch.delta?.content ?? '';
+    assert.equal(text, 'still alive');
+  });
+});

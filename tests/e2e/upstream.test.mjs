@@ -1,0 +1,252 @@
+// Forwarding to real-protocol upstreams (a fake the test controls): key
+// injection, request ids, aliases, header hygiene, token metering.
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+
+import {
+  CLIENT_KEY, UPSTREAM_ANTHROPIC_KEY, UPSTREAM_OPENAI_KEY, anthropicClient, anthropicEvents, anthropicMessage,
+  answerJson, answerSse, baseConfig, openaiChunks, openaiClient, openaiCompletion, rawPost, startAigis,
+  startFakeUpstream,
+} from './lib.mjs';
+
+// No header the upstream received may carry the client's key.
+function assertNoClientKey(rec) {
+  for (let i = 0; i < rec.rawHeaders.length; i += 2) {
+    assert.ok(!rec.rawHeaders[i + 1].includes(CLIENT_KEY),
+      `upstream received the client's key in ${rec.rawHeaders[i]}: ${rec.rawHeaders[i + 1]}`);
+  }
+  assert.ok(!rec.body.includes(CLIENT_KEY), 'client key in the forwarded body');
+}
+
+describe('forwarding to an upstream', { timeout: 60_000 }, () => {
+  let gw;
+  let up;
+  let oa;
+  let an;
+  before(async () => {
+    up = await startFakeUpstream();
+    gw = await startAigis((dir) => baseConfig(dir, `
+model_aliases:
+  fast: gpt-target
+  quick-claude: claude-target
+upstreams:
+  - name: oai
+    provider: openai
+    base_url: ${up.v1}
+    api_key: ${UPSTREAM_OPENAI_KEY}
+    headers:
+      X-Extra-Header: extra-value
+  - name: ant
+    provider: anthropic
+    base_url: ${up.v1}
+    api_key: ${UPSTREAM_ANTHROPIC_KEY}
+routes:
+  - name: openai-route
+    paths: [/v1/chat/completions, /v1/responses, /v1/embeddings]
+    upstreams: [oai]
+  - name: anthropic-route
+    paths: [/v1/messages]
+    upstreams: [ant]
+`));
+    oa = openaiClient(gw);
+    an = anthropicClient(gw);
+  });
+  after(async () => {
+    try {
+      if (gw) await gw.stop();
+    } finally {
+      if (up) await up.close();
+    }
+  });
+  beforeEach(() => {
+    up.handler = null;
+  });
+
+  test('OpenAI chat: plain, with the configured key and the request id', async () => {
+    const model = 'gpt-up-plain';
+    up.handler = answerJson(200, openaiCompletion(model, 'answer from upstream', { prompt_tokens: 11, completion_tokens: 7 }),
+      { 'x-request-id': 'upstream-own-id', 'set-cookie': 'session=secret' });
+    const messages = [{ role: 'system', content: 'sys' }, { role: 'user', content: 'question for upstream' }];
+    const { data, response } = await oa.chat.completions.create({ model, messages, temperature: 0.5 }).withResponse();
+    assert.equal(data.choices[0].message.content, 'answer from upstream');
+    assert.equal(data.usage.prompt_tokens, 11);
+
+    assert.equal(up.requests.length, 1);
+    const rec = up.last();
+    assert.equal(rec.method, 'POST');
+    assert.equal(rec.url, '/v1/chat/completions');
+    assert.equal(rec.headers.authorization, `Bearer ${UPSTREAM_OPENAI_KEY}`);
+    assert.equal(rec.headers['x-extra-header'], 'extra-value');
+    assertNoClientKey(rec);
+    assert.equal(rec.json.model, model);
+    assert.deepEqual(rec.json.messages, messages);
+    assert.equal(rec.json.temperature, 0.5);
+
+    const rid = response.headers.get('x-request-id');
+    assert.match(rid ?? '', /^[0-9a-f]{32}$/, 'the gateway id, not the upstream one');
+    assert.equal(rec.headers['x-request-id'], rid, 'upstream got the same X-Request-Id the client got');
+    assert.equal(response.headers.get('set-cookie'), null, 'upstream Set-Cookie is not relayed');
+
+    assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'input', model }, (v) => v === 11), 11);
+    assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'output', model }, (v) => v === 7), 7);
+  });
+
+  test('OpenAI chat: streamed through the upstream', async () => {
+    const model = 'gpt-up-stream';
+    up.handler = answerSse(openaiChunks(model, ['Hel', 'lo, ', 'stream', 'ing world'], { prompt_tokens: 21, completion_tokens: 4 }),
+      { intervalMs: 10 });
+    const stream = await oa.chat.completions.create({
+      model,
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: 'user', content: 'stream please' }],
+    }, { headers: { 'X-Request-Id': 'client-trace-42' } });
+    let text = '';
+    let usage = null;
+    for await (const c of stream) {
+      for (const ch of c.choices) text += ch.delta?.content ?? '';
+      if (c.usage) usage = c.usage;
+    }
+    assert.equal(text, 'Hello, streaming world');
+    assert.equal(usage?.prompt_tokens, 21);
+    assert.equal(usage?.completion_tokens, 4);
+
+    const rec = up.last();
+    assert.equal(rec.url, '/v1/chat/completions');
+    assert.equal(rec.json.stream, true);
+    assert.deepEqual(rec.json.stream_options, { include_usage: true });
+    assert.equal(rec.headers.authorization, `Bearer ${UPSTREAM_OPENAI_KEY}`);
+    assert.equal(rec.headers['x-request-id'], 'client-trace-42', 'a valid client request id is passed on');
+    assertNoClientKey(rec);
+
+    assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'input', model }, (v) => v === 21), 21);
+    assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'output', model }, (v) => v === 4), 4);
+  });
+
+  test('Anthropic messages: plain, with the configured x-api-key', async () => {
+    const model = 'claude-up-plain';
+    up.handler = answerJson(200, anthropicMessage(model, 'hello from claude upstream', { input_tokens: 13, output_tokens: 5 }));
+    const { data, response } = await an.messages
+      .create({ model, max_tokens: 100, messages: [{ role: 'user', content: 'hi claude' }] })
+      .withResponse();
+    assert.equal(data.content[0].text, 'hello from claude upstream');
+    assert.equal(data.usage.input_tokens, 13);
+
+    const rec = up.last();
+    assert.equal(rec.url, '/v1/messages');
+    assert.equal(rec.headers['x-api-key'], UPSTREAM_ANTHROPIC_KEY);
+    assert.equal(rec.headers.authorization, undefined, 'no Authorization header towards an anthropic upstream');
+    assert.ok(rec.headers['anthropic-version'], 'anthropic-version is sent');
+    assertNoClientKey(rec);
+    assert.equal(rec.json.model, model);
+    assert.equal(rec.json.max_tokens, 100);
+    const rid = response.headers.get('x-request-id');
+    assert.ok(rid);
+    assert.equal(rec.headers['x-request-id'], rid);
+
+    assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'input', model }, (v) => v === 13), 13);
+    assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'output', model }, (v) => v === 5), 5);
+  });
+
+  test('Anthropic messages: streamed through the upstream', async () => {
+    const model = 'claude-up-stream';
+    up.handler = answerSse(anthropicEvents(model, ['Streamed ', 'from ', 'claude'], { input_tokens: 17, output_tokens: 9 }),
+      { intervalMs: 10 });
+    const stream = an.messages.stream({ model, max_tokens: 100, messages: [{ role: 'user', content: 'stream it' }] });
+    let text = '';
+    stream.on('text', (t) => { text += t; });
+    const final = await stream.finalMessage();
+    assert.equal(text, 'Streamed from claude');
+    assert.equal(final.content[0].text, 'Streamed from claude');
+    assert.equal(final.usage.output_tokens, 9);
+
+    const rec = up.last();
+    assert.equal(rec.url, '/v1/messages');
+    assert.equal(rec.json.stream, true);
+    assert.equal(rec.headers['x-api-key'], UPSTREAM_ANTHROPIC_KEY);
+    assert.ok(rec.headers['x-request-id']);
+    assertNoClientKey(rec);
+
+    assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'input', model }, (v) => v === 17), 17);
+    assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'output', model }, (v) => v === 9), 9);
+  });
+
+  test('model alias: the upstream receives the target model name', async () => {
+    up.handler = (req, res, rec) => answerJson(200, openaiCompletion(rec.json.model, 'aliased'))(req, res);
+    const r = await oa.chat.completions.create({ model: 'fast', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(up.last().json.model, 'gpt-target');
+    assert.equal(r.choices[0].message.content, 'aliased');
+    // Nothing but the model changes in the forwarded body.
+    assert.deepEqual(up.last().json.messages, [{ role: 'user', content: 'x' }]);
+
+    up.handler = (req, res, rec) => answerJson(200, anthropicMessage(rec.json.model, 'aliased claude'))(req, res);
+    const m = await an.messages.create({ model: 'quick-claude', max_tokens: 10, messages: [{ role: 'user', content: 'y' }] });
+    assert.equal(up.last().json.model, 'claude-target');
+    assert.equal(m.content[0].text, 'aliased claude');
+  });
+
+  test('Responses and embeddings are forwarded to <base_url>/responses and /embeddings', async () => {
+    up.handler = (req, res, rec) => {
+      if (rec.url === '/v1/responses') {
+        answerJson(200, {
+          id: 'resp_fake', object: 'response', created_at: 1700000000, status: 'completed', model: rec.json.model,
+          output: [{ type: 'message', id: 'msg_1', status: 'completed', role: 'assistant',
+            content: [{ type: 'output_text', text: 'responses via upstream', annotations: [] }] }],
+          usage: { input_tokens: 3, output_tokens: 3, total_tokens: 6 },
+          error: null, incomplete_details: null,
+        })(req, res);
+      } else {
+        const vec = new Float32Array([0.6, 0.8]);
+        answerJson(200, {
+          object: 'list',
+          model: rec.json.model,
+          data: [{ object: 'embedding', index: 0,
+            embedding: rec.json.encoding_format === 'base64' ? Buffer.from(vec.buffer).toString('base64') : Array.from(vec) }],
+          usage: { prompt_tokens: 1, total_tokens: 1 },
+        })(req, res);
+      }
+    };
+    const r = await oa.responses.create({ model: 'gpt-resp', input: 'hi' });
+    assert.equal(up.last().url, '/v1/responses');
+    assert.equal(r.output_text, 'responses via upstream');
+
+    const e = await oa.embeddings.create({ model: 'emb-up', input: 'vector me' });
+    assert.equal(up.last().url, '/v1/embeddings');
+    assert.equal(up.last().json.encoding_format, 'base64', 'the SDK asked for base64 and aigis passed it on');
+    assert.equal(e.data[0].embedding.length, 2);
+    assert.ok(Math.abs(e.data[0].embedding[0] - 0.6) < 1e-6);
+  });
+
+  test('client credentials and hop headers are not forwarded; other headers are', async () => {
+    up.handler = answerJson(200, openaiCompletion('gpt-hdr', 'ok'));
+    const r = await rawPost(`${gw.openaiBaseURL}/chat/completions`,
+      JSON.stringify({ model: 'gpt-hdr', messages: [{ role: 'user', content: 'h' }] }),
+      {
+        authorization: `Bearer ${CLIENT_KEY}`,
+        'x-api-key': CLIENT_KEY,
+        cookie: `token=${CLIENT_KEY}`,
+        'x-forwarded-for': '203.0.113.9',
+        'openai-organization': 'org-test',
+        'x-custom-thing': 'keep-me',
+      });
+    assert.equal(r.status, 200, r.text);
+    const rec = up.last();
+    assert.equal(rec.headers.authorization, `Bearer ${UPSTREAM_OPENAI_KEY}`);
+    assert.equal(rec.headers['x-api-key'], undefined);
+    assert.equal(rec.headers.cookie, undefined);
+    assert.equal(rec.headers['x-forwarded-for'], undefined);
+    assert.equal(rec.headers['openai-organization'], 'org-test');
+    assert.equal(rec.headers['x-custom-thing'], 'keep-me');
+    assertNoClientKey(rec);
+  });
+
+  test('an upstream 4xx is relayed to the client as is', async () => {
+    up.handler = answerJson(400, { error: { message: 'bad temperature', type: 'invalid_request_error', param: 'temperature', code: null } });
+    const r = await rawPost(`${gw.openaiBaseURL}/chat/completions`,
+      JSON.stringify({ model: 'gpt-4xx', messages: [{ role: 'user', content: 'h' }], temperature: 9 }));
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.message, 'bad temperature');
+    assert.equal(r.json.error.param, 'temperature');
+    assert.equal(up.requests.filter((q) => q.json?.model === 'gpt-4xx').length, 1, 'a 4xx is not retried');
+  });
+});
