@@ -25,6 +25,7 @@
 #   BENCH_PROFILE=auto      perf-profile aigis: auto = when a goal is missed, 1 = always, 0 = never
 #   BENCH_PROFILE_DURATION=5
 #   BENCH_OUT=bench/results/proxy.md
+#   BENCH_WAIT_QUIET=0      wait up to this many seconds for the machine to be < 10% busy first
 #   BENCH_KEEP=0            1 keeps the temp dir (configs, logs, wrk output)
 #   AIGIS_BIN=build/aigis   (falls back to build/src/cli/aigis)
 set -euo pipefail
@@ -47,6 +48,7 @@ BENCH_PROFILE=${BENCH_PROFILE:-auto}
 BENCH_PROFILE_DURATION=${BENCH_PROFILE_DURATION:-5}
 BENCH_OUT=${BENCH_OUT:-$ROOT/bench/results/proxy.md}
 BENCH_KEEP=${BENCH_KEEP:-0}
+BENCH_WAIT_QUIET=${BENCH_WAIT_QUIET:-0}
 
 GOAL_RATIO=0.8      # aigis throughput / nginx throughput, at least
 GOAL_ADDED_P50=50   # aigis p50 - nginx p50 at -c1, at most (µs)
@@ -55,7 +57,7 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
 
 for v in BENCH_DURATION BENCH_LAT_DURATION BENCH_WARMUP BENCH_CONNECTIONS BENCH_WRK_THREADS \
-         BENCH_THREADS BENCH_PROFILE_DURATION; do
+         BENCH_THREADS BENCH_PROFILE_DURATION BENCH_WAIT_QUIET; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 (( BENCH_DURATION >= 1 && BENCH_LAT_DURATION >= 1 && BENCH_CONNECTIONS >= 1 )) || die "durations and connections must be >= 1"
@@ -209,8 +211,16 @@ REQUEST_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello
 # ---------------------------------------------------------------- servers
 # Whatever else runs on the machine skews the numbers: measure it first.
 all_ticks() { awk '$1 == "cpu" {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat; }
-read -r bg_b0 bg_t0 < <(all_ticks); sleep 1; read -r bg_b1 bg_t1 < <(all_ticks)
-BACKGROUND_BUSY=$(( (bg_b1 - bg_b0) * 100 / (bg_t1 - bg_t0 > 0 ? bg_t1 - bg_t0 : 1) ))
+background_busy() {  # % of all CPUs busy over one second
+  local b0 t0 b1 t1
+  read -r b0 t0 < <(all_ticks); sleep 1; read -r b1 t1 < <(all_ticks)
+  echo $(( (b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1) ))
+}
+BACKGROUND_BUSY=$(background_busy)
+if (( BACKGROUND_BUSY >= 10 && BENCH_WAIT_QUIET > 0 )); then
+  log "machine ${BACKGROUND_BUSY}% busy; waiting up to ${BENCH_WAIT_QUIET}s for it to quiet down"
+  for ((i = 0; i < BENCH_WAIT_QUIET && BACKGROUND_BUSY >= 10; i++)); do BACKGROUND_BUSY=$(background_busy); done
+fi
 (( BACKGROUND_BUSY < 10 )) || log "warning: the machine is already ${BACKGROUND_BUSY}% busy before the benchmark; results will be noisy"
 log "temp dir $WORK; proxies on cpu ${PROXY_CPUS:-any}, wrk on cpu ${WRK_CPUS:-any}, upstream on cpu ${UPSTREAM_CPUS:-any}"
 
@@ -267,7 +277,7 @@ declare -A R  # R[scenario.target.key]
 
 run_wrk() {  # run_wrk SCENARIO TARGET PORT THREADS CONNS SECONDS [record]
   local sc=$1 tgt=$2 port=$3 t=$4 c=$5 d=$6 rec=${7:-}
-  local out="$WORK/wrk-$sc-$tgt.txt" rssf="$WORK/rss-$sc-$tgt" w0 w1 u0 u1 cu0 cs0 cu1 cs1 ns0 ns1 n line k
+  local out="$WORK/wrk-$sc-$tgt.txt" rssf="$WORK/rss-$sc-$tgt" b0 b1 t0 t1 w0 w1 u0 u1 cu0 cs0 cu1 cs1 ns0 ns1 n line k
   local -a pids
   local cmd=(wrk "-t$t" "-c$c" "-d${d}s" --latency -s "$HERE/chat.lua" "http://127.0.0.1:$port/v1/chat/completions")
   if [[ -n $rec ]]; then
@@ -279,10 +289,12 @@ run_wrk() {  # run_wrk SCENARIO TARGET PORT THREADS CONNS SECONDS [record]
   [[ $tgt == aigis || $tgt == nginx ]] && start_sampler "$tgt" "$rssf" "$d"
   read -ra pids < <(server_pids "$tgt")
   read -r w0 u0 < <(cpu_ticks "${WRK_CPUS:-0}")
+  read -r b0 t0 < <(cpu_ticks "${PROXY_CPUS:-0}")
   read -r cu0 cs0 < <(cpu_time_ticks "${pids[@]}"); ns0=$(date +%s%N)
   "${PIN_WRK[@]}" timeout $((d + 30)) "${cmd[@]}" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed ($sc, $tgt)"; }
   read -r cu1 cs1 < <(cpu_time_ticks "${pids[@]}"); ns1=$(date +%s%N)
   read -r w1 u1 < <(cpu_ticks "${WRK_CPUS:-0}")
+  read -r b1 t1 < <(cpu_ticks "${PROXY_CPUS:-0}")
   [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID" TERM
   [[ -n $rec ]] || return 0
   line=$(grep '^BENCH ' "$out") || { cat "$out" >&2; die "no summary from wrk ($sc, $tgt)"; }
@@ -297,6 +309,9 @@ run_wrk() {  # run_wrk SCENARIO TARGET PORT THREADS CONNS SECONDS [record]
   R[$sc.$tgt.server_cpu]=$(calc "printf \"%.0f\", ($cu1 + $cs1 - $cu0 - $cs0) / $CLK_TCK * 1e9 * 100 / ($ns1 - $ns0)")
   R[$sc.$tgt.cpu_us_per_req]=$(calc "printf \"%.1f\", ($cu1 + $cs1 - $cu0 - $cs0) / $CLK_TCK * 1e6 / ($n > 0 ? $n : 1)")
   R[$sc.$tgt.cpu_user_sys]=$(calc "printf \"%.1f / %.1f\", ($cu1 - $cu0) / $CLK_TCK * 1e6 / ($n > 0 ? $n : 1), ($cs1 - $cs0) / $CLK_TCK * 1e6 / ($n > 0 ? $n : 1)")
+  # Noise: what else kept the proxies' core busy (only meaningful when pinned
+  # to one core; for the direct run that core is idle apart from noise).
+  R[$sc.$tgt.other_cpu]=$(calc "o = ($b1 - $b0) * 100 / ($t1 - $t0 > 0 ? $t1 - $t0 : 1) - ($tgt == \"upstream\" ? 0 : ${R[$sc.$tgt.server_cpu]}); printf \"%.0f\", o < 0 ? 0 : o")
   R[$sc.$tgt.wrk_cpu]=$(( (w1 - w0) * 100 / (u1 - u0 > 0 ? u1 - u0 : 1) ))
   log "$(printf '%-10s %-8s %8.0f req/s  p50 %6d us  p99 %6d us  cpu %3d%% %6.1f us/req  errors %d/%d/%d/%d/%d non-2xx %d' \
     "$sc" "$tgt" "${R[$sc.$tgt.rps]}" "${R[$sc.$tgt.p50_us]}" "${R[$sc.$tgt.p99_us]}" \
@@ -412,7 +427,8 @@ scenario_table() {  # scenario_table SCENARIO
   done
   echo
   echo "aigis / nginx throughput: **$(calc "printf \"%.2f\", ${R[$sc.aigis.rps]} / ${R[$sc.nginx.rps]}")×**;" \
-       "added p50 (aigis − nginx): **$(( ${R[$sc.aigis.p50_us]} - ${R[$sc.nginx.p50_us]} )) µs**"
+       "added p50 (aigis − nginx): **$(( ${R[$sc.aigis.p50_us]} - ${R[$sc.nginx.p50_us]} )) µs**;" \
+       "CPU per request: aigis uses **$(calc "printf \"%.2f\", ${R[$sc.aigis.cpu_us_per_req]} / ${R[$sc.nginx.cpu_us_per_req]}")×** nginx's"
 }
 
 TABLES=$(
@@ -437,6 +453,10 @@ TABLES=$(
   echo "|---|---:|---|"
   echo "| throughput ≥ $GOAL_RATIO× nginx (-c$BENCH_CONNECTIONS) | ${RATIO}× | **$TP_MET** |"
   echo "| added p50 ≤ $GOAL_ADDED_P50 µs (-c1) | $ADDED_P50_LAT µs | **$LAT_MET** |"
+  echo
+  echo "Cross-check that does not depend on how busy the machine was: at -c$BENCH_CONNECTIONS nginx needs" \
+       "${R[$TP.nginx.cpu_us_per_req]} CPU µs per request and aigis ${R[$TP.aigis.cpu_us_per_req]}, so with both CPU-bound on one core" \
+       "aigis could reach about **$(calc "printf \"%.2f\", ${R[$TP.nginx.cpu_us_per_req]} / ${R[$TP.aigis.cpu_us_per_req]}")×** nginx's throughput."
 )
 
 mkdir -p "$(dirname "$BENCH_OUT")"
@@ -463,6 +483,16 @@ mkdir -p "$(dirname "$BENCH_OUT")"
     echo "- **WARNING: $ERRORS socket errors / non-2xx responses during the measured runs** (see the error columns)"
   fi
   [[ $AIGIS_ALIVE == yes ]] || echo "- **WARNING: aigis exited during the run**"
+  NOISY=
+  for sc in $TP $LAT; do
+    for tgt in nginx aigis; do
+      (( ${R[$sc.$tgt.other_cpu]} > 10 )) && NOISY+="${NOISY:+, }$sc/$tgt ${R[$sc.$tgt.other_cpu]}%"
+    done
+  done
+  if [[ -n $NOISY && $PINNED == 1 && $PROXY_CPUS != "$UPSTREAM_CPUS" ]]; then
+    echo "- **WARNING: other processes took CPU on the proxies' core during the runs (${NOISY# }): the throughput" \
+         "numbers are depressed by that; CPU µs/request is the more robust comparison. Rerun on a quiet machine.**"
+  fi
   if (( ${R[$TP.nginx.wrk_cpu]} >= 95 )); then
     echo "- **WARNING: wrk's core (wrk + fake upstream) was ${R[$TP.nginx.wrk_cpu]}% busy during the nginx throughput run:" \
          "the baseline may be limited by the load generator, which flatters the aigis/nginx ratio**"

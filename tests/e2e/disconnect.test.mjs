@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 
 import {
   UPSTREAM_ANTHROPIC_KEY, UPSTREAM_OPENAI_KEY, anthropicClient, anthropicEvents, answerSse, baseConfig,
-  openaiChunks, openaiClient, sleep, startAigis, startFakeUpstream,
+  openaiChunks, openaiClient, startAigis, startFakeUpstream, within,
 } from './lib.mjs';
 
 // ~5 s of stream: one event every 50 ms.
@@ -24,14 +24,16 @@ upstreams:
     provider: openai
     base_url: ${up.v1}
     api_key: ${UPSTREAM_OPENAI_KEY}
+    response_timeout: 30s
   - name: ant
     provider: anthropic
     base_url: ${up.v1}
     api_key: ${UPSTREAM_ANTHROPIC_KEY}
+    response_timeout: 30s
 routes:
   - name: default
     upstreams: [oai, ant]
-`));
+`, { server: { shutdown_timeout: '2s' } }));
   });
   after(async () => {
     try {
@@ -41,11 +43,11 @@ routes:
     }
   });
 
-  async function assertReleased(rec, abortedAt, what) {
-    const closedAt = await Promise.race([rec.socketClosed, sleep(2000).then(() => null)]);
+  async function assertReleased(rec, abortedAt, what, { streamed = true } = {}) {
+    const closedAt = await within(rec.socketClosed, 2000);
     assert.ok(closedAt, `${what}: the upstream request socket was not closed within 2 s of the client leaving`);
     assert.ok(closedAt - abortedAt < 2000, `${what}: upstream closed ${closedAt - abortedAt} ms after the abort`);
-    assert.ok(rec.eventsWritten < EVENTS, `${what}: the upstream stream was cut short (${rec.eventsWritten}/${EVENTS})`);
+    if (streamed) assert.ok(rec.eventsWritten < EVENTS, `${what}: the upstream stream was cut short (${rec.eventsWritten}/${EVENTS})`);
     const inflight = await gw.waitMetric('aigis_inflight_requests', {}, (v) => v === 0);
     assert.equal(inflight, 0, `${what}: aigis_inflight_requests`);
     const active = await gw.waitMetric('aigis_upstream_connections', { state: 'active' }, (v) => v === 0);
@@ -115,5 +117,29 @@ routes:
     let text = '';
     for await (const c of s) for (const ch of c.choices) text += ch.delta?.content ?? '';
     assert.equal(text, 'still alive');
+  });
+
+  // Last in this file: when it fails, the hung exchange stays in flight until
+  // response_timeout (shutdown_timeout is 2s so that stop() is still quick).
+  test('client leaves while the upstream has not answered yet: the upstream request is closed', async () => {
+    up.handler = () => {};  // never answers
+    for (const [what, path, body] of [
+      ['openai', '/v1/chat/completions', { model: 'gpt-wait', messages: [{ role: 'user', content: 'x' }] }],
+      ['anthropic', '/v1/messages', { model: 'claude-wait', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }],
+    ]) {
+      const before = up.requests.length;
+      const ac = new AbortController();
+      const pending = fetch(`${gw.proxyUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: ac.signal,
+      }).then((r) => `status ${r.status}`, (e) => e.name);
+      const rec = await up.nth(before + 1);
+      const abortedAt = Date.now();
+      ac.abort();
+      assert.equal(await pending, 'AbortError');
+      await assertReleased(rec, abortedAt, `${what} (no response headers yet)`, { streamed: false });
+    }
   });
 });

@@ -218,6 +218,15 @@ describe('echo provider', { timeout: 60_000 }, () => {
     assert.ok(!ids.includes('*'), 'glob patterns are not models');
   });
 
+  test('/v1/models in Anthropic shape for the Anthropic client', async () => {
+    const ids = [];
+    for await (const m of an.models.list()) {
+      assert.equal(m.type, 'model');
+      ids.push(m.id);
+    }
+    assert.ok(ids.includes('fast') && ids.includes('echo-literal'), `models: ${ids}`);
+  });
+
   test('model alias: the answer names the target model', async () => {
     const r = await oa.chat.completions.create({ model: 'fast', messages: [{ role: 'user', content: 'hi alias' }] });
     assert.equal(r.choices[0].message.content, 'hi alias');
@@ -326,7 +335,7 @@ describe('echo provider', { timeout: 60_000 }, () => {
     const output = await gw.waitMetric('aigis_tokens_total', { direction: 'output', model: 'echo-meter' }, (v) => v > 0);
     assert.ok(input > 0, `input tokens ${input}`);
     assert.ok(output > 0, `output tokens ${output}`);
-    const ok = await gw.metric('aigis_requests_total', { route: 'default', status: '200' });
+    const ok = await gw.waitMetric('aigis_requests_total', { route: 'default', status: '200' }, (v) => v > 0);
     assert.ok(ok > 0, `aigis_requests_total{route="default",status="200"} = ${ok}`);
   });
 

@@ -6,7 +6,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import {
   Anthropic, OpenAI, UPSTREAM_ANTHROPIC_KEY, UPSTREAM_OPENAI_KEY, anthropicClient, anthropicMessage, answerJson,
   answerSse, assertAnthropicError, assertOpenAIError, baseConfig, closedPort, expectThrow, openaiChunks,
-  openaiClient, openaiCompletion, rawPost, sleep, startAigis, startFakeUpstream,
+  openaiClient, openaiCompletion, rawPost, startAigis, startFakeUpstream, within,
 } from './lib.mjs';
 
 // The fake upstream decides by the requested model:
@@ -133,7 +133,7 @@ routes:
     assertOpenAIError({ error: e.error });
     assert.ok(took >= 700 && took < 5000, `504 after ${took} ms (response_timeout 800ms)`);
     const rec = up.requests.findLast((r) => r.json?.model === 'gpt-hang');
-    const closed = await Promise.race([rec.socketClosed, sleep(2000).then(() => null)]);
+    const closed = await within(rec.socketClosed, 2000);
     assert.ok(closed, 'the gateway closed the timed-out upstream connection');
 
     const a = await expectThrow(() => an.messages.create({ model: 'claude-hang', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }));
@@ -153,7 +153,8 @@ routes:
     assert.ok(a instanceof Anthropic.APIError);
     assert.equal(a.status, 502);
     assertAnthropicError(a.error, { type: 'api_error' });
-    const s = await gw.metric('aigis_requests_total', { route: 'dead', status: '502' });
+    // Recorded just after the response is written: wait for it.
+    const s = await gw.waitMetric('aigis_requests_total', { route: 'dead', status: '502' }, (v) => v >= 2);
     assert.ok(s >= 2, `aigis_requests_total{route="dead",status="502"} = ${s}`);
   });
 
@@ -217,7 +218,7 @@ routes:
 
     const dead = await gw.metric('aigis_upstream_attempts_total', { upstream: 'oai-dead' });
     assert.ok(dead >= 1, `attempts on oai-dead: ${dead}`);
-    const ok = await gw.metric('aigis_requests_total', { route: 'fallback-refused', status: '200' });
+    const ok = await gw.waitMetric('aigis_requests_total', { route: 'fallback-refused', status: '200' }, (v) => v >= 2);
     assert.ok(ok >= 2, `aigis_requests_total{route="fallback-refused",status="200"} = ${ok}`);
   });
 

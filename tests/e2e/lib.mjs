@@ -23,6 +23,18 @@ export const CLIENT_KEY = 'sk-client-must-not-leak';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Resolves with `promise`'s value, or with null after ms (the timer does not
+// keep the process alive).
+export async function within(promise, ms) {
+  let t;
+  const timer = new Promise((r) => { t = setTimeout(() => r(null), ms); t.unref?.(); });
+  try {
+    return await Promise.race([promise, timer]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
 // Polls fn() (sync or async) until it returns a truthy value or timeoutMs
 // passes; returns the last value (falsy on timeout).
 export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 50 } = {}) {
@@ -112,6 +124,12 @@ export async function startAigis(config, { timeoutMs = 20_000, env = {} } = {}) 
       live.delete(proc);
       resolve({ code, signal });
     });
+    // Spawn failures (EACCES while the binary is being relinked, ...).
+    proc.on('error', (err) => {
+      live.delete(proc);
+      stderr += `\n[spawn error] ${err.message}\n`;
+      resolve({ code: -1, signal: null, error: err });
+    });
   });
   let exitInfo = null;
   exited.then((e) => { exitInfo = e; });
@@ -129,7 +147,7 @@ export async function startAigis(config, { timeoutMs = 20_000, env = {} } = {}) 
   if (!ports) {
     if (!exitInfo) {
       proc.kill('SIGKILL');
-      await Promise.race([exited, sleep(5000)]);
+      await within(exited, 5000);
     }
     throw new Error(
       `aigis did not write ${portsPath} within ${timeoutMs} ms` +
@@ -180,10 +198,10 @@ export async function startAigis(config, { timeoutMs = 20_000, env = {} } = {}) 
     // Waits for exit (bounded) and asserts a clean run: exit code 0 and no
     // sanitizer report on stderr.
     async assertCleanExit(timeoutMs = 20_000) {
-      const e = await Promise.race([exited, sleep(timeoutMs).then(() => null)]);
+      const e = await within(exited, timeoutMs);
       if (!e) {
         proc.kill('SIGKILL');
-        await Promise.race([exited, sleep(5000)]);
+        await within(exited, 5000);
         assert.fail(`aigis did not exit within ${timeoutMs} ms after SIGTERM\n--- stderr ---\n${stderr}`);
       }
       const bad = sanitizerLines(stderr);
@@ -195,7 +213,7 @@ export async function startAigis(config, { timeoutMs = 20_000, env = {} } = {}) 
     async dispose() {
       if (!exitInfo) {
         proc.kill('SIGKILL');
-        await Promise.race([exited, sleep(5000)]);
+        await within(exited, 5000);
       }
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
     },
@@ -264,7 +282,8 @@ export async function closedPort() {
 // {method, url, headers, body, json, socketClosed, closedAt, received}.
 // The test sets `up.handler = (req, res, rec) => ...` (default: 404); the
 // answer helpers below build common handlers.
-export async function startFakeUpstream() {
+// keepAliveTimeoutMs: how long the upstream keeps an idle connection open.
+export async function startFakeUpstream({ keepAliveTimeoutMs = 30_000 } = {}) {
   const sockets = new Set();
   const timers = new Set();
   const requests = [];
@@ -279,10 +298,9 @@ export async function startFakeUpstream() {
     // Resolves with the n-th request (1-based) once it has arrived.
     async nth(n, timeoutMs = 5000) {
       if (requests.length >= n) return requests[n - 1];
-      return Promise.race([
-        new Promise((resolve) => waiters.push({ n, resolve })),
-        sleep(timeoutMs).then(() => { throw new Error(`fake upstream: request #${n} not received in ${timeoutMs} ms`); }),
-      ]);
+      const rec = await within(new Promise((resolve) => waiters.push({ n, resolve })), timeoutMs);
+      if (!rec) throw new Error(`fake upstream: request #${n} not received in ${timeoutMs} ms`);
+      return rec;
     },
     // A timer that is cleared when the upstream closes.
     every(ms, fn) {
@@ -345,7 +363,7 @@ export async function startFakeUpstream() {
       }
     });
   });
-  server.keepAliveTimeout = 30_000;
+  server.keepAliveTimeout = keepAliveTimeoutMs;
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));

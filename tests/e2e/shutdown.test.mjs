@@ -6,6 +6,7 @@ import { after, describe, test } from 'node:test';
 
 import {
   UPSTREAM_OPENAI_KEY, answerSse, baseConfig, openaiChunks, openaiClient, sleep, startAigis, startFakeUpstream,
+  within,
 } from './lib.mjs';
 
 const config = (up, shutdownTimeout) => (dir) => baseConfig(dir, `
@@ -100,9 +101,9 @@ describe('graceful shutdown', { timeout: 60_000 }, () => {
     await gw.assertCleanExit(10_000);
     const tookMs = Date.now() - termAt;
     assert.ok(tookMs < 4000, `exit ${tookMs} ms after SIGTERM with shutdown_timeout 300ms`);
-    await Promise.race([readRest, sleep(5000)]);
+    await within(readRest, 5000);
     assert.ok(text.length < pieces.join('').length, 'the stream was cut at the deadline');
-    const closed = await Promise.race([up.last().socketClosed, sleep(2000).then(() => null)]);
+    const closed = await within(up.last().socketClosed, 2000);
     assert.ok(closed, 'the upstream request was closed');
   });
 });

@@ -240,6 +240,23 @@ routes:
     assertNoClientKey(rec);
   });
 
+  test('anthropic: the client key is dropped and anthropic-version defaults to the configured one', async () => {
+    up.handler = answerJson(200, anthropicMessage('claude-hdr', 'ok'));
+    const body = JSON.stringify({ model: 'claude-hdr', max_tokens: 5, messages: [{ role: 'user', content: 'h' }] });
+    const r = await rawPost(`${gw.proxyUrl}/v1/messages`, body, { 'x-api-key': CLIENT_KEY, authorization: `Bearer ${CLIENT_KEY}` });
+    assert.equal(r.status, 200, r.text);
+    let rec = up.last();
+    assert.equal(rec.headers['x-api-key'], UPSTREAM_ANTHROPIC_KEY);
+    assert.equal(rec.headers.authorization, undefined);
+    assert.equal(rec.headers['anthropic-version'], '2023-06-01', 'the default anthropic_version is sent');
+    assertNoClientKey(rec);
+
+    const r2 = await rawPost(`${gw.proxyUrl}/v1/messages`, body, { 'anthropic-version': '2099-01-01' });
+    assert.equal(r2.status, 200, r2.text);
+    rec = up.last();
+    assert.equal(rec.headers['anthropic-version'], '2099-01-01', "the client's anthropic-version wins");
+  });
+
   test('an upstream 4xx is relayed to the client as is', async () => {
     up.handler = answerJson(400, { error: { message: 'bad temperature', type: 'invalid_request_error', param: 'temperature', code: null } });
     const r = await rawPost(`${gw.openaiBaseURL}/chat/completions`,
