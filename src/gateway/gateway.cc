@@ -273,6 +273,7 @@ struct Gateway::Impl {
   std::vector<std::unique_ptr<net::HttpClient>> clients;  // one per worker
   std::atomic<std::shared_ptr<const Runtime>> runtime;
   std::shared_ptr<EventSink> events;
+  bool events_enabled = true;  // false with log.access_log: off and no injected sink
   std::unique_ptr<net::Server> proxy, admin;
   std::atomic<bool> ready{false};
 
@@ -621,6 +622,7 @@ void Gateway::Impl::Record(const Exchange& ex, int worker) {
   if (ex.usage.reported) {
     metrics.AddTokens(worker, ex.upstream_model, ex.usage.input_tokens, ex.usage.output_tokens);
   }
+  if (!events_enabled) return;
   Event e;
   e.kind = "access";
   e.time = ex.time;
@@ -696,6 +698,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(const config::Config& cfg, Gate
     g->impl_->events = g->impl_->options.events;
   } else if (cfg.log.access_log == "off") {
     g->impl_->events = std::make_shared<NullSink>();
+    g->impl_->events_enabled = false;
   } else {
     auto sink = JsonLinesSink::Open(cfg.log.access_log);
     if (!sink.ok()) return sink.status();

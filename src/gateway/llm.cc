@@ -106,7 +106,10 @@ Status ParseRequest(std::string_view body, Exchange& ex, RequestInfo& info) {
   json::parse_options opts;
   opts.max_depth = 64;
   std::error_code ec;
-  json::value v = json::parse(json::string_view(body.data(), body.size()), ec, {}, opts);
+  // One arena per parse: the tree is dropped as a whole when we return.
+  unsigned char arena[4096];
+  json::monotonic_resource mr(arena, sizeof arena);
+  json::value v = json::parse(json::string_view(body.data(), body.size()), ec, &mr, opts);
   if (ec) return Invalid(fmt::format("request body is not valid JSON: {}", ec.message()));
   auto* obj = v.if_object();
   if (!obj) return Invalid("request body must be a JSON object");
@@ -235,7 +238,9 @@ const json::object* UsageIn(const json::value& v) {
 void UsageFromBody(std::string_view body, Usage& usage) {
   if (body.find("\"usage\"") == std::string_view::npos) return;
   std::error_code ec;
-  json::value v = json::parse(json::string_view(body.data(), body.size()), ec);
+  unsigned char arena[4096];
+  json::monotonic_resource mr(arena, sizeof arena);
+  json::value v = json::parse(json::string_view(body.data(), body.size()), ec, &mr);
   if (ec) return;
   if (const auto* u = UsageIn(v)) ReadUsage(*u, usage);
 }
@@ -244,7 +249,9 @@ void UsageFromEvent(Protocol p, std::string_view event, std::string_view data, U
   // Only events that carry usage are parsed: most stream events do not.
   if (data.find("\"usage\"") == std::string_view::npos) return;
   std::error_code ec;
-  json::value v = json::parse(json::string_view(data.data(), data.size()), ec);
+  unsigned char arena[4096];
+  json::monotonic_resource mr(arena, sizeof arena);
+  json::value v = json::parse(json::string_view(data.data(), data.size()), ec, &mr);
   if (ec || !v.is_object()) return;
   const auto& obj = v.get_object();
   if (p == Protocol::kAnthropic) {
