@@ -218,8 +218,13 @@ background_busy() {  # % of all CPUs busy over one second
 }
 BACKGROUND_BUSY=$(background_busy)
 if (( BACKGROUND_BUSY >= 10 && BENCH_WAIT_QUIET > 0 )); then
-  log "machine ${BACKGROUND_BUSY}% busy; waiting up to ${BENCH_WAIT_QUIET}s for it to quiet down"
-  for ((i = 0; i < BENCH_WAIT_QUIET && BACKGROUND_BUSY >= 10; i++)); do BACKGROUND_BUSY=$(background_busy); done
+  log "machine ${BACKGROUND_BUSY}% busy; waiting up to ${BENCH_WAIT_QUIET}s for 5 quiet seconds in a row"
+  quiet=0
+  for ((i = 0; i < BENCH_WAIT_QUIET && quiet < 5; i++)); do
+    BACKGROUND_BUSY=$(background_busy)
+    if (( BACKGROUND_BUSY < 10 )); then quiet=$((quiet + 1)); else quiet=0; fi
+  done
+  (( quiet >= 5 )) || log "still busy after ${BENCH_WAIT_QUIET}s; running anyway"
 fi
 (( BACKGROUND_BUSY < 10 )) || log "warning: the machine is already ${BACKGROUND_BUSY}% busy before the benchmark; results will be noisy"
 log "temp dir $WORK; proxies on cpu ${PROXY_CPUS:-any}, wrk on cpu ${WRK_CPUS:-any}, upstream on cpu ${UPSTREAM_CPUS:-any}"
@@ -401,6 +406,38 @@ if (( want_profile )) && [[ $AIGIS_ALIVE == yes ]]; then
   fi
 fi
 
+# Syscalls per request (strace -c), nginx next to aigis, when profiling.
+SYSCALL_TEXT=
+if [[ -n $PROFILE_TEXT ]] && command -v strace >/dev/null; then
+  log "counting syscalls per request (strace -c, 3s at -c$BENCH_CONNECTIONS each)"
+  for tgt in nginx aigis; do
+    if [[ $tgt == aigis ]]; then pids=("$AIGIS_PID"); else mapfile -t pids < <(pgrep -P "$NGINX_PID" || true); fi
+    sargs=()
+    for pid in "${pids[@]}"; do sargs+=(-p "$pid"); done
+    timeout 60 strace -c -f "${sargs[@]}" -o "$WORK/strace-$tgt.txt" 2>/dev/null &
+    STRACE_PID=$!
+    AUX_PIDS+=("$STRACE_PID")
+    sleep 0.5
+    port=$NGINX_PORT; [[ $tgt == aigis ]] && port=$AIGIS_PORT
+    run_wrk syscalls "$tgt" "$port" "$BENCH_WRK_THREADS" "$BENCH_CONNECTIONS" 3 rec
+    stop_pid "$STRACE_PID" INT
+  done
+  if [[ -s $WORK/strace-nginx.txt && -s $WORK/strace-aigis.txt ]]; then
+    SYSCALL_TEXT=$(awk -v nn="${R[syscalls.nginx.requests]}" -v na="${R[syscalls.aigis.requests]}" '
+      FNR == 1 { t = (FILENAME ~ /nginx/) ? "n" : "a" }
+      $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { c[t, $NF] += $4; e[t, $NF] += (NF == 6 ? $5 : 0); names[$NF] = 1 }
+      END {
+        for (s in names) {
+          x = c["n", s] / (nn > 0 ? nn : 1); y = c["a", s] / (na > 0 ? na : 1)
+          ex = e["n", s] / (nn > 0 ? nn : 1); ey = e["a", s] / (na > 0 ? na : 1)
+          tn += x; ta += y
+          if (x >= 0.02 || y >= 0.02) printf "| %s | %.2f%s | %.2f%s |\n", s, x, ex >= 0.01 ? sprintf(" (%.2f failed)", ex) : "", y, ey >= 0.01 ? sprintf(" (%.2f failed)", ey) : ""
+        }
+        printf "| **total** | **%.2f** | **%.2f** |\n", tn, ta
+      }' "$WORK/strace-nginx.txt" "$WORK/strace-aigis.txt" | sort -t'|' -k4 -rn)
+  fi
+fi
+
 # ---------------------------------------------------------------- report
 GIT_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] && GIT_COMMIT="$GIT_COMMIT (working tree modified)"
@@ -493,9 +530,10 @@ mkdir -p "$(dirname "$BENCH_OUT")"
     echo "- **WARNING: other processes took CPU on the proxies' core during the runs (${NOISY# }): the throughput" \
          "numbers are depressed by that; CPU µs/request is the more robust comparison. Rerun on a quiet machine.**"
   fi
-  if (( ${R[$TP.nginx.wrk_cpu]} >= 95 )); then
-    echo "- **WARNING: wrk's core (wrk + fake upstream) was ${R[$TP.nginx.wrk_cpu]}% busy during the nginx throughput run:" \
-         "the baseline may be limited by the load generator, which flatters the aigis/nginx ratio**"
+  if (( ${R[$TP.nginx.wrk_cpu]} >= 85 && ${R[$TP.nginx.server_cpu]} < 90 )); then
+    echo "- **Note: during the nginx throughput run wrk's core (wrk + fake upstream) was ${R[$TP.nginx.wrk_cpu]}% busy while nginx" \
+         "used ${R[$TP.nginx.server_cpu]}% of its core: the baseline was partly limited by the load generator, which flatters" \
+         "the aigis/nginx throughput ratio (see the CPU-per-request cross-check below)**"
   fi
   echo
   echo "## Results"
@@ -536,6 +574,15 @@ mkdir -p "$(dirname "$BENCH_OUT")"
     echo '```'
     echo "$PROFILE_TEXT"
     echo '```'
+  fi
+  if [[ -n $SYSCALL_TEXT ]]; then
+    echo
+    echo "Syscalls per request at -c$BENCH_CONNECTIONS (\`strace -c -f -p <pid>\` during a 3 s wrk run each; nginx = its workers;" \
+         "strace slows the servers, the counts per request are what matters):"
+    echo
+    echo "| syscall | nginx / request | aigis / request |"
+    echo "|---|---:|---:|"
+    echo "$SYSCALL_TEXT"
   fi
   if [[ -n ${BENCH_NOTES_FILE:-} && -s ${BENCH_NOTES_FILE:-} ]]; then
     echo

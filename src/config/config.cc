@@ -234,7 +234,8 @@ void ParseServer(Reader& r, const YAML::Node& n, ServerConfig& s) {
     return;
   }
   r.Integer(n, "threads", s.threads, "server", 0, 256);
-  r.Size(n, "max_header_bytes", s.max_header_bytes, "server", 1024, 1 << 20);
+  // Capped below 64 KiB: Beast refuses single fields of 64 KiB or more.
+  r.Size(n, "max_header_bytes", s.max_header_bytes, "server", 1024, 60 * 1024);
   r.Size(n, "max_body_bytes", s.max_body_bytes, "server", 1024, 1ULL << 30);
   r.Size(n, "max_response_bytes", s.max_response_bytes, "server", 1024, 1ULL << 32);
   r.Size(n, "max_sse_event_bytes", s.max_sse_event_bytes, "server", 1024, 64ULL << 20);

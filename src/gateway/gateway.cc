@@ -253,7 +253,7 @@ struct Gateway::Impl {
   Task<void> HandleProxy(net::Request& req, net::ResponseWriter& w);
   Task<void> HandleAdmin(net::Request& req, net::ResponseWriter& w);
   Task<void> Forward(Exchange& ex, const llm::RequestInfo& info, const RouteRt& route, const Runtime& rt,
-                     const net::Request& req, net::ResponseWriter& w);
+                     const net::Request& req, std::string body, net::ResponseWriter& w);
   Task<void> Relay(Exchange& ex, const Runtime& rt, std::unique_ptr<net::UpstreamResponse> resp,
                    net::ResponseWriter& w);
   Task<void> SendError(Exchange& ex, net::ResponseWriter& w, int status, std::string_view code,
@@ -326,6 +326,7 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
     }
     ex.protocol = match->protocol;
     ex.endpoint = match->endpoint;
+    ex.path = std::string(match->path);
     if (!match->method_allowed) {
       co_await SendError(ex, w, 405, "method_not_allowed", fmt::format("{} is not allowed on {}", req.method, ex.path));
       break;
@@ -345,12 +346,11 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
       break;
     }
     llm::RequestInfo info;
-    if (Status st = llm::ParseRequest(req.body, ex, info); !st.ok()) {
+    std::string forward_body;
+    if (Status st = llm::ParseRequest(req.body, rt->config.model_aliases, ex, info, &forward_body); !st.ok()) {
       co_await SendError(ex, w, 400, "invalid_request", st.message());
       break;
     }
-    auto alias = rt->config.model_aliases.find(ex.model);
-    ex.upstream_model = alias == rt->config.model_aliases.end() ? ex.model : alias->second;
     const RouteRt* route = rt->Match(ex.path, ex.upstream_model);
     if (!route) {
       co_await SendError(ex, w, 404, "model_not_found",
@@ -365,7 +365,7 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
       co_await SendError(ex, w, deny.status, deny.code, deny.reason);
       break;
     }
-    co_await Forward(ex, info, *route, *rt, req, w);
+    co_await Forward(ex, info, *route, *rt, req, std::move(forward_body), w);
   } while (false);
 
   Record(ex, req.worker);
@@ -411,16 +411,8 @@ Task<void> Gateway::Impl::SendModels(Exchange& ex, const Runtime& rt, const net:
 }
 
 Task<void> Gateway::Impl::Forward(Exchange& ex, const llm::RequestInfo& info, const RouteRt& route,
-                                  const Runtime& rt, const net::Request& req, net::ResponseWriter& w) {
-  std::string body_override;
-  if (ex.upstream_model != ex.model) {
-    auto b = llm::WithModel(req.body, ex.upstream_model);
-    if (!b.ok()) {
-      co_await SendError(ex, w, 400, "invalid_request", b.status().message());
-      co_return;
-    }
-    body_override = std::move(b).value();
-  }
+                                  const Runtime& rt, const net::Request& req, std::string body,
+                                  net::ResponseWriter& w) {
   Status last = Unavailable("no upstream could be reached");
   std::unique_ptr<net::UpstreamResponse> final_resp;
   size_t candidates = 0;
@@ -456,8 +448,9 @@ Task<void> Gateway::Impl::Forward(Exchange& ex, const llm::RequestInfo& info, co
       for (const auto& [name, value] : up->cfg->headers) creq.headers.Set(name, value.Reveal());
       creq.headers.Set("X-Request-Id", ex.request_id);
       creq.headers.Set("Accept-Encoding", "identity");
-      creq.body = body_override.empty() ? req.body : body_override;
-      auto r = co_await clients[static_cast<size_t>(req.worker)]->Send(up->endpoint, up->client, std::move(creq));
+      creq.body = has_next ? body : std::move(body);
+      auto r = co_await clients[static_cast<size_t>(req.worker)]->Send(up->endpoint, up->client, std::move(creq),
+                                                                       &w.cancellation());
       if (r.ok()) {
         resp = std::move(r).value();
       } else {
@@ -470,6 +463,11 @@ Task<void> Gateway::Impl::Forward(Exchange& ex, const llm::RequestInfo& info, co
     if (resp) {
       ex.upstream_status = resp->status;
       outcome = resp->status >= 500 ? "status_5xx" : resp->status == 429 ? "status_429" : "ok";
+    }
+    if (w.cancellation().cancelled()) {
+      // The client left: no fallback, no answer; the record says 499.
+      ex.client_gone = true;
+      co_return;
     }
     metrics.ObserveUpstream(req.worker, up->cfg->name, outcome, Seconds(elapsed));
     if (!resp) {
@@ -510,6 +508,10 @@ Task<void> Gateway::Impl::Relay(Exchange& ex, const Runtime& rt, std::unique_ptr
 
   if (!sse) {
     auto body = co_await resp->ReadAll(rt.config.server.max_response_bytes);
+    if (w.cancellation().cancelled()) {
+      ex.client_gone = true;
+      co_return;
+    }
     if (!body.ok()) {
       int status = HttpStatusFor(body.status().code() == Code::kDeadlineExceeded ? Code::kDeadlineExceeded : Code::kUnavailable);
       co_await SendError(ex, w, status, "upstream_error", body.status().message());
@@ -545,6 +547,10 @@ Task<void> Gateway::Impl::Relay(Exchange& ex, const Runtime& rt, std::unique_ptr
   std::string deny_stage;
   for (;;) {
     auto piece = co_await resp->Read();
+    if (w.cancellation().cancelled()) {
+      ex.client_gone = true;
+      co_return;
+    }
     if (!piece.ok()) {
       // Upstream failed mid-stream: the status is sent already, so end the
       // stream with the protocol's error event.
@@ -617,7 +623,7 @@ Task<void> Gateway::Impl::Relay(Exchange& ex, const Runtime& rt, std::unique_ptr
 
 void Gateway::Impl::Record(const Exchange& ex, int worker) {
   auto elapsed = clock->Monotonic() - ex.start;
-  int status = ex.client_gone && ex.status == 0 ? 499 : ex.status;
+  int status = ex.client_gone ? 499 : ex.status;  // as nginx: the client closed before the end
   metrics.ObserveRequest(worker, ex.route.empty() ? "none" : ex.route, status, Seconds(elapsed));
   if (ex.usage.reported) {
     metrics.AddTokens(worker, ex.upstream_model, ex.usage.input_tokens, ex.usage.output_tokens);

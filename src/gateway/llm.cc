@@ -23,7 +23,7 @@ std::optional<EndpointMatch> Classify(std::string_view method, std::string_view 
   };
   if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   for (const auto& e : kEntries) {
-    if (e.path == path) return EndpointMatch{e.protocol, e.endpoint, e.method == method};
+    if (e.path == path) return EndpointMatch{e.protocol, e.endpoint, e.method == method, e.path};
   }
   return std::nullopt;
 }
@@ -101,7 +101,8 @@ std::string ErrorEvent(Protocol p, int status, std::string_view code, std::strin
   return fmt::format("data: {}\n\n", body);
 }
 
-Status ParseRequest(std::string_view body, Exchange& ex, RequestInfo& info) {
+Status ParseRequest(std::string_view body, const std::map<std::string, std::string>& aliases, Exchange& ex,
+                    RequestInfo& info, std::string* forward) {
   if (body.empty()) return Invalid("request body is empty: expected a JSON object");
   json::parse_options opts;
   opts.max_depth = 64;
@@ -119,6 +120,8 @@ Status ParseRequest(std::string_view body, Exchange& ex, RequestInfo& info) {
   }
   if (model->get_string().size() > 256) return Invalid("'model' is longer than 256 characters");
   ex.model = std::string(model->get_string());
+  auto alias = aliases.find(ex.model);
+  ex.upstream_model = alias == aliases.end() ? ex.model : alias->second;
   if (auto* s = obj->if_contains("stream")) {
     if (!s->is_bool() && !s->is_null()) return Invalid("'stream' must be a boolean");
     ex.stream = s->is_bool() && s->get_bool();
@@ -198,17 +201,11 @@ Status ParseRequest(std::string_view body, Exchange& ex, RequestInfo& info) {
     case Endpoint::kModels:
       break;
   }
+  if (forward) {
+    if (ex.upstream_model != ex.model) (*obj)["model"] = ex.upstream_model;
+    *forward = json::serialize(v);
+  }
   return Status::Ok();
-}
-
-Result<std::string> WithModel(std::string_view body, std::string_view model) {
-  json::parse_options opts;
-  opts.max_depth = 64;
-  std::error_code ec;
-  json::value v = json::parse(json::string_view(body.data(), body.size()), ec, {}, opts);
-  if (ec || !v.is_object()) return InvalidArgument("request body is not a JSON object");
-  v.get_object()["model"] = json::string_view(model.data(), model.size());
-  return json::serialize(v);
 }
 
 namespace {

@@ -2,6 +2,7 @@
 // built-in echo provider. Pure functions over bytes; no I/O, no Asio.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@ struct EndpointMatch {
   Protocol protocol;
   Endpoint endpoint;
   bool method_allowed;
+  std::string_view path;  // canonical ("/v1/chat/completions", no trailing '/')
 };
 // Maps METHOD + path to an endpoint; nullopt for paths aigis does not serve.
 std::optional<EndpointMatch> Classify(std::string_view method, std::string_view path);
@@ -34,11 +36,18 @@ struct RequestInfo {
   std::vector<std::string> inputs;  // embeddings inputs
 };
 
-// Parses and validates a JSON request body, filling ex.model, ex.stream and
-// ex.messages. Errors are kInvalidArgument with a message for the caller.
-Status ParseRequest(std::string_view body, Exchange& ex, RequestInfo& info);
-// The body with "model" replaced (used when an alias maps to another name).
-Result<std::string> WithModel(std::string_view body, std::string_view model);
+// Parses and validates a JSON request body, filling ex.model,
+// ex.upstream_model (after `aliases`), ex.stream and ex.messages. Errors are
+// kInvalidArgument with a message for the caller.
+// `forward`, when given, receives the body to send upstream: the parsed
+// document re-serialized, with "model" set to ex.upstream_model. The upstream
+// thus reads exactly what aigis inspected; raw bytes could mean something
+// else to another parser (with duplicate keys, parsers disagree on which wins).
+Status ParseRequest(std::string_view body, const std::map<std::string, std::string>& aliases, Exchange& ex,
+                    RequestInfo& info, std::string* forward);
+inline Status ParseRequest(std::string_view body, Exchange& ex, RequestInfo& info) {
+  return ParseRequest(body, {}, ex, info, nullptr);
+}
 
 // Token usage from a complete JSON response body / one SSE event. Fields the
 // payload does not carry are left as they are.

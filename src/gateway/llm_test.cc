@@ -112,6 +112,20 @@ TEST(ParseRequest, ResponsesAndEmbeddingsAndMessages) {
   EXPECT_EQ(m.messages[1].text, "hi");
 }
 
+TEST(ParseRequest, ForwardsTheDocumentItInspected) {
+  Exchange ex = ChatExchange();
+  RequestInfo info;
+  std::string forward;
+  std::map<std::string, std::string> aliases{{"fast", "gpt-4o-mini"}};
+  // Duplicate keys: aigis reads the last one; the upstream must see the same.
+  ASSERT_TRUE(ParseRequest(R"({"model":"fast","messages":[{"role":"user","content":"benign","content":"evil"}],"model":"fast"})",
+                           aliases, ex, info, &forward).ok());
+  EXPECT_EQ(ex.model, "fast");
+  EXPECT_EQ(ex.upstream_model, "gpt-4o-mini");
+  EXPECT_EQ(ex.messages[0].text, "evil");
+  EXPECT_EQ(forward, R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"evil"}]})");
+}
+
 TEST(Usage, FromBodiesOfBothApis) {
   Usage u;
   UsageFromBody(R"({"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}})", u);

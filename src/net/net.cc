@@ -156,6 +156,12 @@ struct Conn {
     lowest().socket().close(ec);
   }
   beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+  // Aborts whatever is pending on the connection (used on cancellation).
+  void Abort() {
+    beast::error_code ec;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().socket().close(ec);
+  }
   // True when the pooled socket is still usable: no EOF and no stray bytes.
   bool LooksAlive() {
     auto& sock = lowest().socket();
@@ -168,7 +174,9 @@ struct Conn {
   ClientStats* stats;
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
-  beast::flat_buffer buffer;
+  // Bounded: a response head, one chunk-size line or the trailers must fit,
+  // so a hostile upstream cannot make us buffer without limit.
+  beast::flat_buffer buffer{64 * 1024};
   std::string key;
   MonoTime idle_since{};
 };
@@ -234,10 +242,12 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
     return raw;
   }
 
-  Task<Result<std::unique_ptr<Conn>>> Connect(const Endpoint& ep, const ClientOptions& o, std::string key) {
+  Task<Result<std::unique_ptr<Conn>>> Connect(const Endpoint& ep, const ClientOptions& o, std::string key,
+                                              Cancellation* cancel) {
     auto c = std::make_unique<Conn>(stats);
     c->key = std::move(key);
     c->plain.emplace(ctx);
+    if (cancel) cancel->OnCancel([raw = c.get()] { raw->Abort(); });
     c->plain->expires_after(o.connect_timeout);
     auto [rec, results] = co_await resolver.async_resolve(ep.host, std::to_string(ep.port), kTuple);
     if (rec) co_return Unavailable(fmt::format("cannot resolve upstream host '{}': {}", ep.host, rec.message()));
@@ -279,11 +289,14 @@ namespace {
 
 class PooledResponse final : public UpstreamResponse {
  public:
-  PooledResponse(std::shared_ptr<HttpClient::Impl> client, std::unique_ptr<Conn> conn, ClientOptions options)
-      : client_(std::move(client)), conn_(std::move(conn)), options_(std::move(options)) {
+  PooledResponse(std::shared_ptr<HttpClient::Impl> client, std::unique_ptr<Conn> conn, ClientOptions options,
+                 Cancellation* cancel)
+      : client_(std::move(client)), conn_(std::move(conn)), options_(std::move(options)), cancel_(cancel) {
     parser_.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
     parser_.body_limit(boost::none);
+    if (cancel_) cancel_->OnCancel([raw = conn_.get()] { raw->Abort(); });
   }
+  ~PooledResponse() override { Unbind(); }
 
   Task<beast::error_code> ReadHeader() {
     auto [ec, n] = co_await OnStream(*conn_, [&](auto& s) { return http::async_read_header(s, conn_->buffer, parser_, kTuple); });
@@ -298,6 +311,7 @@ class PooledResponse final : public UpstreamResponse {
     if (!conn_) co_return std::string_view();
     for (;;) {
       if (parser_.is_done()) {
+        Unbind();
         bool reusable = parser_.get().keep_alive();
         if (reusable) client_->Release(std::move(conn_), options_.max_idle_connections);
         conn_.reset();
@@ -309,7 +323,9 @@ class PooledResponse final : public UpstreamResponse {
       auto [ec, n] = co_await OnStream(*conn_, [&](auto& s) { return http::async_read_some(s, conn_->buffer, parser_, kTuple); });
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
+        Unbind();
         conn_.reset();
+        if (cancel_ && cancel_->cancelled()) co_return Status(Code::kCancelled, "client went away");
         if (ec == beast::error::timeout) co_return DeadlineExceeded("upstream stopped sending (idle timeout)");
         co_return Unavailable(fmt::format("upstream body read failed: {}", ec.message()));
       }
@@ -319,9 +335,15 @@ class PooledResponse final : public UpstreamResponse {
   }
 
  private:
+  void Unbind() {
+    if (cancel_) cancel_->Clear();
+    cancel_ = nullptr;
+  }
+
   std::shared_ptr<HttpClient::Impl> client_;
   std::unique_ptr<Conn> conn_;
   ClientOptions options_;
+  Cancellation* cancel_;
   http::response_parser<http::buffer_body> parser_;
   char buf_[16 * 1024];
 };
@@ -352,7 +374,7 @@ size_t HttpClient::idle_connections() const {
 }
 
 Task<Result<std::unique_ptr<UpstreamResponse>>> HttpClient::Send(const Endpoint& ep, const ClientOptions& o,
-                                                                  ClientRequest req) {
+                                                                  ClientRequest req, Cancellation* cancel) {
   auto self = impl_;
   const std::string& sni = o.server_name.empty() ? ep.host : o.server_name;
   std::string key = fmt::format("{}|{}|{}|{}|{}|{}", ep.tls, ep.host, ep.port, sni, o.ca_file, o.tls_verify);
@@ -374,24 +396,40 @@ Task<Result<std::unique_ptr<UpstreamResponse>>> HttpClient::Send(const Endpoint&
   // A pooled connection may have been closed by the upstream just as we
   // picked it; such a failure (before any response byte) is retried once on
   // a fresh connection.
+  // The callback bound to `cancel` points at a connection of this frame:
+  // unbind it on every path that drops the connection.
+  auto unbind = [cancel] {
+    if (cancel) cancel->Clear();
+  };
+  const Status cancelled(Code::kCancelled, "client went away");
   for (int attempt = 0;; ++attempt) {
+    if (cancel && cancel->cancelled()) co_return cancelled;
     std::unique_ptr<Conn> c = attempt == 0 ? self->TakeIdle(key) : nullptr;
     bool reused = c != nullptr;
     if (!c) {
-      auto conn = co_await self->Connect(ep, o, key);
-      if (!conn.ok()) co_return conn.status();
+      auto conn = co_await self->Connect(ep, o, key, cancel);
+      if (!conn.ok()) {
+        unbind();
+        if (cancel && cancel->cancelled()) co_return cancelled;
+        co_return conn.status();
+      }
       c = std::move(conn).value();
     }
+    if (cancel) cancel->OnCancel([raw = c.get()] { raw->Abort(); });
     c->lowest().expires_after(o.response_timeout);
     auto [wec, wn] = co_await OnStream(*c, [&](auto& s) { return http::async_write(s, hreq, kTuple); });
     if (wec) {
+      unbind();
+      if (cancel && cancel->cancelled()) co_return cancelled;
       if (reused) continue;
       if (wec == beast::error::timeout) co_return DeadlineExceeded("sending the request upstream timed out");
       co_return Unavailable(fmt::format("sending the request upstream failed: {}", wec.message()));
     }
-    auto resp = std::make_unique<PooledResponse>(self, std::move(c), o);
+    auto resp = std::make_unique<PooledResponse>(self, std::move(c), o, cancel);
     beast::error_code ec = co_await resp->ReadHeader();
     if (ec) {
+      resp.reset();  // unbinds
+      if (cancel && cancel->cancelled()) co_return cancelled;
       if (reused && (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
                      ec == asio::error::eof)) {
         continue;

@@ -82,6 +82,36 @@ struct Response {
   std::string body;
 };
 
+// Raised on the connection's thread when the client of a request goes away
+// before its response is complete. Whoever is doing upstream work for the
+// request registers one callback that aborts it (closes the upstream
+// connection), so an abandoned request releases everything at once instead
+// of waiting for an upstream timeout. Single-threaded by design.
+class Cancellation {
+ public:
+  bool cancelled() const { return cancelled_; }
+  void Cancel() {
+    cancelled_ = true;
+    Fire();
+  }
+  // Replaces the callback; runs it at once if already cancelled.
+  void OnCancel(std::function<void()> fn) {
+    fn_ = std::move(fn);
+    if (cancelled_) Fire();
+  }
+  void Clear() { fn_ = nullptr; }
+
+ private:
+  void Fire() {
+    if (!fn_) return;
+    auto fn = std::move(fn_);
+    fn_ = nullptr;
+    fn();
+  }
+  bool cancelled_ = false;
+  std::function<void()> fn_;
+};
+
 // How a handler answers: either Send() once, or Start() + Write()* + Finish()
 // for a streamed (chunked) body. Every call returns kCancelled once the client
 // has gone away; the handler should then stop producing.
@@ -93,6 +123,8 @@ class ResponseWriter {
   virtual Task<Status> Write(std::string_view data) = 0;
   virtual Task<Status> Finish() = 0;
   virtual bool started() const = 0;
+  // Cancelled when the client disconnects while the handler runs.
+  virtual Cancellation& cancellation() = 0;
 };
 
 using Handler = std::function<Task<void>(Request&, ResponseWriter&)>;
@@ -168,7 +200,7 @@ struct ClientOptions {
   milliseconds response_timeout{120'000};  // request sent -> response headers
   milliseconds idle_timeout{120'000};      // between body reads
   size_t max_idle_connections = 64;
-  size_t max_header_bytes = 64 * 1024;
+  size_t max_header_bytes = 60 * 1024;  // < 64 KiB: Beast's limit for one field
   bool tls_verify = true;
   std::string ca_file;
   std::string server_name;  // SNI and verified name; default Endpoint::host
@@ -212,9 +244,12 @@ class HttpClient {
   HttpClient(boost::asio::io_context& context, ClientStats* stats);
   ~HttpClient();
   // Sends a request; returns once the response headers arrived. The error
-  // Status is kUnavailable (connect/protocol) or kDeadlineExceeded (timeout).
+  // Status is kUnavailable (connect/protocol), kDeadlineExceeded (timeout) or
+  // kCancelled (`cancel` fired). While the request or its response body is
+  // in flight, `cancel` (which must outlive the response) closes the upstream
+  // connection.
   Task<Result<std::unique_ptr<UpstreamResponse>>> Send(const Endpoint& endpoint, const ClientOptions& options,
-                                                       ClientRequest request);
+                                                       ClientRequest request, Cancellation* cancel = nullptr);
   size_t idle_connections() const;
 
   struct Impl;  // public so that response objects can return connections to the pool

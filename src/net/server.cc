@@ -3,6 +3,7 @@
 #include "net/pch.h"
 #include "net/net.h"
 
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -30,6 +31,21 @@ std::string JsonError(int status, std::string_view message) {
   return boost::json::serialize(boost::json::object{{"error", std::move(err)}});
 }
 
+// Request-line and framing rules Beast leaves to the server (RFC 9112).
+Status CheckFraming(const http::request<http::string_body>& msg, bool chunked) {
+  auto host = msg.find(http::field::host);
+  if (msg.version() >= 11 && host == msg.end()) return InvalidArgument("missing Host header");
+  if (msg.count(http::field::host) > 1) return InvalidArgument("more than one Host header");
+  if (host != msg.end()) {
+    for (unsigned char c : host->value()) {
+      // reg-name / IP-literal / port characters (RFC 3986 §3.2.2)
+      if (!(std::isalnum(c) || (c != 0 && std::strchr("-._~!$&'()*+,;=:%[]", c)))) return InvalidArgument("invalid Host header");
+    }
+  }
+  if (chunked && msg.version() < 11) return InvalidArgument("chunked transfer coding requires HTTP/1.1");
+  return Status::Ok();
+}
+
 template <typename Stream>
 beast::tcp_stream& Lowest(Stream& s) {
   return beast::get_lowest_layer(s);
@@ -38,10 +54,11 @@ beast::tcp_stream& Lowest(Stream& s) {
 template <typename Stream>
 class Writer final : public ResponseWriter {
  public:
-  Writer(Stream& s, milliseconds write_timeout, bool keep_alive)
-      : s_(s), write_timeout_(write_timeout), keep_alive_(keep_alive) {}
+  Writer(Stream& s, milliseconds write_timeout, bool keep_alive, bool head)
+      : s_(s), write_timeout_(write_timeout), keep_alive_(keep_alive), head_(head) {}
 
   bool started() const override { return started_; }
+  Cancellation& cancellation() override { return cancel_; }
   bool finished() const { return finished_; }
   bool failed() const { return failed_; }
   bool keep_alive() const { return keep_alive_; }
@@ -54,6 +71,7 @@ class Writer final : public ResponseWriter {
     res.body() = std::move(r.body);
     res.keep_alive(keep_alive_);
     res.prepare_payload();
+    if (head_) res.body().clear();  // HEAD: the headers of the GET, no body (RFC 9110 §9.3.2)
     Lowest(s_).expires_after(write_timeout_);
     auto [ec, n] = co_await http::async_write(s_, res, kTuple);
     co_return Done(ec, true);
@@ -74,7 +92,7 @@ class Writer final : public ResponseWriter {
 
   Task<Status> Write(std::string_view data) override {
     if (failed_) co_return Status(Code::kCancelled, "client went away");
-    if (data.empty()) co_return Status::Ok();
+    if (data.empty() || head_) co_return Status::Ok();
     Lowest(s_).expires_after(write_timeout_);
     auto [ec, n] = co_await asio::async_write(s_, http::make_chunk(asio::const_buffer(data.data(), data.size())), kTuple);
     co_return Done(ec, false);
@@ -82,6 +100,10 @@ class Writer final : public ResponseWriter {
 
   Task<Status> Finish() override {
     if (failed_) co_return Status(Code::kCancelled, "client went away");
+    if (head_) {
+      finished_ = true;
+      co_return Status::Ok();
+    }
     Lowest(s_).expires_after(write_timeout_);
     auto [ec, n] = co_await asio::async_write(s_, http::make_chunk_last(), kTuple);
     co_return Done(ec, true);
@@ -100,6 +122,8 @@ class Writer final : public ResponseWriter {
   Stream& s_;
   milliseconds write_timeout_;
   bool keep_alive_;
+  bool head_;
+  Cancellation cancel_;
   bool started_ = false, finished_ = false, failed_ = false;
 };
 
@@ -168,6 +192,19 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     auto st = std::make_shared<ConnState>();
     st->ex = sock.get_executor();
     uint64_t id = self->Register(st);
+    // Runs however this frame ends, including when it is destroyed without
+    // resuming (io_context shutdown): never leave a dangling stream pointer
+    // or a leaked connection slot behind.
+    struct Cleanup {
+      Impl* self;
+      ConnState* st;
+      uint64_t id;
+      ~Cleanup() {
+        st->stream = nullptr;
+        self->Unregister(id);
+        self->stats.open_connections.fetch_sub(1);
+      }
+    } cleanup{self.get(), st.get(), id};
     try {
       if (self->ssl_ctx) {
         beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(sock)), *self->ssl_ctx);
@@ -183,11 +220,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         st->stream = nullptr;
       }
     } catch (const std::exception& e) {
-      st->stream = nullptr;
       spdlog::error("{}: connection from {} failed: {}", self->opts.name, remote_str, e.what());
     }
-    self->Unregister(id);
-    self->stats.open_connections.fetch_sub(1);
   }
 
   template <typename Stream>
@@ -204,7 +238,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   template <typename Stream>
   Task<void> Serve(Stream& s, int worker, const std::string& remote, ConnState& st) {
-    beast::flat_buffer buffer;
+    // Bounded: the request head, every chunk-size line and the trailer section
+    // must fit, so none of them can grow without limit (max_header_bytes is
+    // capped below Beast's 64 KiB per-field limit, which would throw).
+    beast::flat_buffer buffer(opts.max_header_bytes + 4096);
     bool first = true;
     bool unread_body = false;
     for (;;) {
@@ -232,6 +269,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       }
       first = false;
       auto& msg = parser.get();
+      if (Status bad = CheckFraming(msg, parser.chunked()); !bad.ok()) {
+        co_await WriteError(s, 400, bad.message());
+        break;
+      }
       Request req;
       req.method = std::string(msg.method_string());
       req.target = std::string(msg.target());
@@ -276,14 +317,31 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       }
       if (unread_body) keep_alive = false;
 
-      Writer<Stream> w(s, opts.write_timeout, keep_alive && !draining.load());
+      Writer<Stream> w(s, opts.write_timeout, keep_alive && !draining.load(), msg.method() == http::verb::head);
       stats.active_requests.fetch_add(1);
+      // While the handler runs, watch the client socket: EOF or a reset
+      // means the client left, and the handler's upstream work is cancelled.
+      // (Readable with data = a pipelined request: stop watching.)
+      auto watching = std::make_shared<bool>(true);
+      auto& sock = Lowest(s).socket();
+      sock.async_wait(tcp::socket::wait_read, [watching, &sock, &w](beast::error_code ec) {
+        if (!*watching || ec) return;
+        char c;
+        ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) w.cancellation().Cancel();
+      });
       try {
         co_await handler(req, w);
       } catch (const std::exception& e) {
         spdlog::error("{}: handler failed for {} {}: {}", opts.name, req.method, req.target, e.what());
       }
+      *watching = false;
+      {
+        beast::error_code ignored;
+        sock.cancel(ignored);  // completes the watch (it sees *watching == false)
+      }
       stats.active_requests.fetch_sub(1);
+      if (w.cancellation().cancelled()) break;
       if (!w.started()) {
         Response r;
         r.status = 500;

@@ -119,6 +119,44 @@ routes:
     assert.equal(text, 'still alive');
   });
 
+  test('many concurrent streams, some aborted early: nothing stays in flight', async () => {
+    const few = pieces.slice(0, 15);
+    up.handler = (req, res, rec, u) => (rec.url === '/v1/messages'
+      ? answerSse(anthropicEvents('claude-many', few), { intervalMs: 20 })
+      : answerSse(openaiChunks('gpt-many', few), { intervalMs: 20 }))(req, res, rec, u);
+    const oa = openaiClient(gw);
+    const an = anthropicClient(gw);
+    const before = up.requests.length;
+    const N = 30;
+    const results = await Promise.all(Array.from({ length: N }, async (_, i) => {
+      const abortAfter = i % 3 === 0 ? 1 + (i % 5) : Infinity;
+      const s = i % 2
+        ? await an.messages.create({ model: 'claude-many', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'x' }] })
+        : await oa.chat.completions.create({ model: 'gpt-many', stream: true, messages: [{ role: 'user', content: 'x' }] });
+      let n = 0;
+      let text = '';
+      for await (const ev of s) {
+        text += i % 2 ? (ev.type === 'content_block_delta' ? ev.delta.text : '') : (ev.choices[0]?.delta?.content ?? '');
+        if (++n >= abortAfter) {
+          s.controller.abort();
+          return 'aborted';
+        }
+      }
+      return text === few.join('') ? 'full' : `short: ${text}`;
+    }).map((p) => p.catch((e) => `error: ${e.message}`)));
+    const expected = Array.from({ length: N }, (_, i) => (i % 3 === 0 ? 'aborted' : 'full'));
+    assert.deepEqual(results, expected);
+    assert.equal(up.requests.length - before, N);
+    assert.equal(await gw.waitMetric('aigis_inflight_requests', {}, (v) => v === 0), 0);
+    assert.equal(await gw.waitMetric('aigis_upstream_connections', { state: 'active' }, (v) => v === 0), 0);
+    // Every upstream stream that was cut short (an aborted client) was closed.
+    const recs = up.requests.slice(before);
+    const cut = recs.filter((r) => r.eventsWritten < r.eventsTotal);
+    assert.equal(cut.length, expected.filter((r) => r === 'aborted').length, 'as many upstream streams cut as clients aborted');
+    const closed = await within(Promise.all(cut.map((r) => r.socketClosed)), 3000);
+    assert.ok(closed, `every aborted stream closed its upstream request (${cut.filter((r) => r.closedAt).length}/${cut.length})`);
+  });
+
   // Last in this file: when it fails, the hung exchange stays in flight until
   // response_timeout (shutdown_timeout is 2s so that stop() is still quick).
   test('client leaves while the upstream has not answered yet: the upstream request is closed', async () => {

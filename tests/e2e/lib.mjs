@@ -149,6 +149,7 @@ export async function startAigis(config, { timeoutMs = 20_000, env = {} } = {}) 
       proc.kill('SIGKILL');
       await within(exited, 5000);
     }
+    await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
     throw new Error(
       `aigis did not write ${portsPath} within ${timeoutMs} ms` +
         (exitInfo ? ` (exited code=${exitInfo.code} signal=${exitInfo.signal})` : '') +
@@ -400,6 +401,7 @@ export function answerSse(events, { intervalMs = 0, status = 200 } = {}) {
     res.writeHead(status, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     let i = 0;
     rec.eventsWritten = 0;
+    rec.eventsTotal = events.length;
     if (intervalMs <= 0) {
       for (const e of events) res.write(e);
       rec.eventsWritten = events.length;

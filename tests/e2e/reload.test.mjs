@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 
 import {
   OpenAI, UPSTREAM_OPENAI_KEY, answerSse, assertOpenAIError, baseConfig, expectThrow, openaiChunks,
-  openaiClient, startAigis, startFakeUpstream,
+  openaiClient, sleep, startAigis, startFakeUpstream,
 } from './lib.mjs';
 
 describe('config reload on SIGHUP', { timeout: 60_000 }, () => {
@@ -139,5 +139,68 @@ bogus_key: 1
     }
     assert.equal(text, 'one two three four five');
     assert.equal(await gw.waitMetric('aigis_inflight_requests', {}, (v) => v === 0), 0);
+  });
+
+  test('reloads under load: every request is answered, each by one consistent config', async () => {
+    const cfg = (n) => (dir) => baseConfig(dir, `
+model_aliases:
+  gen: echo-gen-${n}
+upstreams:
+  - name: echo
+    provider: echo
+routes:
+  - name: r${n}
+    models: ["echo-*"]
+    upstreams: [echo]
+`);
+    // Config 0 first, so that every request of the load can be served.
+    const base = (await reloads()).ok;
+    await gw.writeConfig(cfg(0));
+    gw.signal('SIGHUP');
+    const r0 = { ok: await gw.waitMetric('aigis_config_reloads_total', { result: 'success' }, (v) => v >= base + 1, 3000) };
+    let stop = false;
+    let sent = 0;
+    const errors = [];
+    const seen = new Set();
+    const worker = async () => {
+      while (!stop && sent < 3000) {
+        const k = ++sent;
+        try {
+          if (k % 2) {
+            const r = await oa.chat.completions.create({ model: 'gen', messages: [{ role: 'user', content: `m${k}` }] });
+            assert.equal(r.choices[0].message.content, `m${k}`);
+            seen.add(r.model);
+          } else {
+            const s = await oa.chat.completions.create({ model: 'gen', stream: true, messages: [{ role: 'user', content: `m${k}` }] });
+            const models = new Set();
+            let text = '';
+            for await (const c of s) {
+              models.add(c.model);
+              text += c.choices[0]?.delta?.content ?? '';
+            }
+            assert.equal(text, `m${k}`);
+            assert.equal(models.size, 1, 'one stream, one config');
+            for (const m of models) seen.add(m);
+          }
+        } catch (e) {
+          errors.push(`#${k}: ${e.message}`);
+        }
+      }
+    };
+    const load = Array.from({ length: 4 }, worker);
+    const RELOADS = 10;
+    for (let i = 1; i <= RELOADS; i++) {
+      await gw.writeConfig(cfg(i));
+      gw.signal('SIGHUP');
+      await gw.waitMetric('aigis_config_reloads_total', { result: 'success' }, (v) => v >= r0.ok + i, 3000);
+      await sleep(20);
+    }
+    stop = true;
+    await Promise.all(load);
+    assert.deepEqual(errors.slice(0, 5), [], `${errors.length} of ${sent} requests failed`);
+    assert.equal(await gw.metric('aigis_config_reloads_total', { result: 'success' }), r0.ok + RELOADS);
+    assert.ok(seen.size > 1, `answers came from several configs: ${[...seen]}`);
+    assert.ok([...seen].every((m) => /^echo-gen-\d+$/.test(m)), `models: ${[...seen]}`);
+    assert.ok(seen.has(`echo-gen-${RELOADS}`), 'the last config serves at the end');
   });
 });

@@ -1,12 +1,15 @@
 // Forwarding to real-protocol upstreams (a fake the test controls): key
 // injection, request ids, aliases, header hygiene, token metering.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 
 import {
   CLIENT_KEY, UPSTREAM_ANTHROPIC_KEY, UPSTREAM_OPENAI_KEY, anthropicClient, anthropicEvents, anthropicMessage,
-  answerJson, answerSse, baseConfig, openaiChunks, openaiClient, openaiCompletion, rawPost, startAigis,
-  startFakeUpstream,
+  answerJson, answerSse, baseConfig, openaiChunks, openaiClient, openaiCompletion, rawPost, sseNamed,
+  startAigis, startFakeUpstream, waitFor,
 } from './lib.mjs';
 
 // No header the upstream received may carry the client's key.
@@ -25,7 +28,11 @@ describe('forwarding to an upstream', { timeout: 60_000 }, () => {
   let an;
   before(async () => {
     up = await startFakeUpstream();
-    gw = await startAigis((dir) => baseConfig(dir, `
+    // The keys come in the two documented secret forms: ${env:NAME} and
+    // ${file:PATH} (relative to the config file).
+    gw = await startAigis((dir) => {
+      fs.writeFileSync(path.join(dir, 'anthropic.key'), `${UPSTREAM_ANTHROPIC_KEY}\n`);
+      return baseConfig(dir, `
 model_aliases:
   fast: gpt-target
   quick-claude: claude-target
@@ -33,13 +40,13 @@ upstreams:
   - name: oai
     provider: openai
     base_url: ${up.v1}
-    api_key: ${UPSTREAM_OPENAI_KEY}
+    api_key: \${env:AIGIS_E2E_OPENAI_KEY}
     headers:
       X-Extra-Header: extra-value
   - name: ant
     provider: anthropic
     base_url: ${up.v1}
-    api_key: ${UPSTREAM_ANTHROPIC_KEY}
+    api_key: \${file:anthropic.key}
 routes:
   - name: openai-route
     paths: [/v1/chat/completions, /v1/responses, /v1/embeddings]
@@ -47,7 +54,8 @@ routes:
   - name: anthropic-route
     paths: [/v1/messages]
     upstreams: [ant]
-`));
+`);
+    }, { env: { AIGIS_E2E_OPENAI_KEY: UPSTREAM_OPENAI_KEY } });
     oa = openaiClient(gw);
     an = anthropicClient(gw);
   });
@@ -89,6 +97,9 @@ routes:
 
     assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'input', model }, (v) => v === 11), 11);
     assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'output', model }, (v) => v === 7), 7);
+    // The finished keep-alive connection is pooled, not active.
+    assert.equal(await gw.waitMetric('aigis_upstream_connections', { state: 'active' }, (v) => v === 0), 0);
+    assert.ok(await gw.metric('aigis_upstream_connections', { state: 'idle' }) >= 1, 'an idle pooled connection');
   });
 
   test('OpenAI chat: streamed through the upstream', async () => {
@@ -217,6 +228,43 @@ routes:
     assert.ok(Math.abs(e.data[0].embedding[0] - 0.6) < 1e-6);
   });
 
+  test('Responses API streamed through the upstream, usage metered from response.completed', async () => {
+    const model = 'gpt-resp-stream';
+    const resp = (status, output, usage) => ({
+      id: 'resp_fake', object: 'response', created_at: 1700000000, status, model, output, usage, error: null, incomplete_details: null,
+    });
+    const item = (status, text) => ({ type: 'message', id: 'msg_1', status, role: 'assistant',
+      content: text === null ? [] : [{ type: 'output_text', text, annotations: [] }] });
+    let seq = 0;
+    const ev = (type, o) => sseNamed(type, { type, sequence_number: seq++, ...o });
+    const usage = { input_tokens: 31, output_tokens: 2, total_tokens: 33,
+      input_tokens_details: { cached_tokens: 0 }, output_tokens_details: { reasoning_tokens: 0 } };
+    up.handler = answerSse([
+      ev('response.created', { response: resp('in_progress', [], null) }),
+      ev('response.output_item.added', { output_index: 0, item: item('in_progress', null) }),
+      ev('response.content_part.added', { item_id: 'msg_1', output_index: 0, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } }),
+      ev('response.output_text.delta', { item_id: 'msg_1', output_index: 0, content_index: 0, delta: 'resp ' }),
+      ev('response.output_text.delta', { item_id: 'msg_1', output_index: 0, content_index: 0, delta: 'stream' }),
+      ev('response.output_text.done', { item_id: 'msg_1', output_index: 0, content_index: 0, text: 'resp stream' }),
+      ev('response.content_part.done', { item_id: 'msg_1', output_index: 0, content_index: 0, part: { type: 'output_text', text: 'resp stream', annotations: [] } }),
+      ev('response.output_item.done', { output_index: 0, item: item('completed', 'resp stream') }),
+      ev('response.completed', { response: resp('completed', [item('completed', 'resp stream')], usage) }),
+    ], { intervalMs: 5 });
+    const stream = await oa.responses.create({ model, input: 'go', stream: true });
+    let text = '';
+    let done = null;
+    for await (const e of stream) {
+      if (e.type === 'response.output_text.delta') text += e.delta;
+      if (e.type === 'response.completed') done = e.response;
+    }
+    assert.equal(text, 'resp stream');
+    assert.equal(done?.usage?.input_tokens, 31);
+    assert.equal(up.last().url, '/v1/responses');
+    assert.equal(up.last().json.stream, true);
+    assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'input', model }, (v) => v === 31), 31);
+    assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'output', model }, (v) => v === 2), 2);
+  });
+
   test('client credentials and hop headers are not forwarded; other headers are', async () => {
     up.handler = answerJson(200, openaiCompletion('gpt-hdr', 'ok'));
     const r = await rawPost(`${gw.openaiBaseURL}/chat/completions`,
@@ -265,5 +313,29 @@ routes:
     assert.equal(r.json.error.message, 'bad temperature');
     assert.equal(r.json.error.param, 'temperature');
     assert.equal(up.requests.filter((q) => q.json?.model === 'gpt-4xx').length, 1, 'a 4xx is not retried');
+  });
+
+  test('the access log records each exchange and no key reaches any log', async () => {
+    up.handler = answerJson(200, openaiCompletion('gpt-log', 'logged'));
+    const { response } = await oa.chat.completions
+      .create({ model: 'gpt-log', messages: [{ role: 'user', content: 'log me' }] })
+      .withResponse();
+    const rid = response.headers.get('x-request-id');
+    const logPath = path.join(gw.dir, 'access.log');
+    let line = null;
+    await waitFor(async () => {
+      const text = await fsp.readFile(logPath, 'utf8').catch(() => '');
+      line = text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.request_id === rid) ?? null;
+      return line;
+    }, { timeoutMs: 3000 });
+    assert.ok(line, `access log line for ${rid}`);
+    assert.equal(line.status, 200);
+    assert.equal(line.path, '/v1/chat/completions');
+    assert.equal(line.model, 'gpt-log');
+    assert.equal(line.upstream, 'oai');
+    const all = `${await fsp.readFile(logPath, 'utf8')}\n${gw.stderr}\n${gw.stdout}`;
+    for (const key of [UPSTREAM_OPENAI_KEY, UPSTREAM_ANTHROPIC_KEY, CLIENT_KEY]) {
+      assert.ok(!all.includes(key), `a key (${key.slice(0, 8)}...) appears in a log`);
+    }
   });
 });

@@ -5,24 +5,25 @@
 // stalled requests, with a share of valid requests in between that must keep
 // getting 200. Every input must end in a 4xx or in the connection being
 // closed (2xx only where the input is in fact acceptable); a 5xx, a hang, a
-// crash or a sanitizer report fails the test.
+// crash, a sanitizer report, an unclean exit on SIGTERM, a body in a response
+// to HEAD, or accepting a request that exceeds the configured limits (also
+// through chunk-size lines or trailer fields) fails the test.
 //
 // Only the C++ standard library and POSIX are used: no project headers.
 //
 // Environment (all optional):
 //   AIGIS_BIN               the aigis binary (default: the one of this build)
 //   AIGIS_HOSTILE_SEED      PRNG seed (default 0x41494749535f4831)
-//   AIGIS_HOSTILE_INPUTS    how many inputs to send (default 12000)
+//   AIGIS_HOSTILE_INPUTS    how many inputs to send (default 20000)
 //   AIGIS_HOSTILE_SECONDS   stop generating after this long (default 200)
 //   AIGIS_HOSTILE_THREADS   parallel connections (default 4)
 //   AIGIS_HOSTILE_CASE      replay just this input index (prints its bytes)
 //
 // Input number i is generated from (seed, i) alone, so any failure reproduces
 // with AIGIS_HOSTILE_CASE=i regardless of thread scheduling.
-#include <gtest/gtest.h>
-
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -107,10 +108,18 @@ std::string Escape(std::string_view s, size_t limit = 400) {
   std::string out;
   auto put = [&](unsigned char c) {
     switch (c) {
-      case '\r': out += "\\r"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\\': out += "\\\\"; break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
       default:
         if (c >= 0x20 && c < 0x7f) {
           out += static_cast<char>(c);
@@ -141,10 +150,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
-}
-
-std::string Tail(const std::string& s, size_t bytes = 12000) {
-  return s.size() <= bytes ? s : "...\n" + s.substr(s.size() - bytes);
 }
 
 const char* Env(const char* name) {
@@ -272,14 +277,30 @@ class JsonCheck {
         if (++i_ >= s_.size()) return false;
         char e = s_[i_++];
         switch (e) {
-          case '"': out += '"'; break;
-          case '\\': out += '\\'; break;
-          case '/': out += '/'; break;
-          case 'b': out += '\b'; break;
-          case 'f': out += '\f'; break;
-          case 'n': out += '\n'; break;
-          case 'r': out += '\r'; break;
-          case 't': out += '\t'; break;
+          case '"':
+            out += '"';
+            break;
+          case '\\':
+            out += '\\';
+            break;
+          case '/':
+            out += '/';
+            break;
+          case 'b':
+            out += '\b';
+            break;
+          case 'f':
+            out += '\f';
+            break;
+          case 'n':
+            out += '\n';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 't':
+            out += '\t';
+            break;
           case 'u': {
             if (i_ + 4 > s_.size()) return false;
             uint32_t cp = 0;
@@ -292,7 +313,8 @@ class JsonCheck {
             PutUtf8(cp, out);  // lone surrogates are grammatical JSON; the bytes only matter for keys
             break;
           }
-          default: return false;
+          default:
+            return false;
         }
         continue;
       }
@@ -391,8 +413,7 @@ class JsonCheck {
   std::vector<Member> top_;
 };
 
-constexpr std::string_view kEndpoints[] = {"/v1/chat/completions", "/v1/responses", "/v1/embeddings",
-                                           "/v1/messages"};
+constexpr std::string_view kEndpoints[] = {"/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages"};
 enum Ep { kChat = 0, kResponses = 1, kEmbeddings = 2, kMessages = 3 };
 
 // Whether `body` POSTed to endpoint `ep` is a request the gateway may accept:
@@ -403,13 +424,14 @@ bool MayBeAccepted(int ep, std::string_view body) {
   if (!j.Parse(body) || j.top_type() != 'o') return false;
   using M = JsonCheck::Member;
   if (!j.Any("model", [](const M& m) { return m.type == 's' && !m.empty; })) return false;
-  if (j.Has("stream") &&
-      !j.Any("stream", [](const M& m) { return m.type == 't' || m.type == 'f' || m.type == 'z'; }))
+  if (j.Has("stream") && !j.Any("stream", [](const M& m) { return m.type == 't' || m.type == 'f' || m.type == 'z'; }))
     return false;
   switch (ep) {
     case kChat:
-    case kMessages: return j.Any("messages", [](const M& m) { return m.type == 'a'; });
-    case kResponses: return j.Any("input", [](const M& m) { return m.type == 's' || m.type == 'a'; });
+    case kMessages:
+      return j.Any("messages", [](const M& m) { return m.type == 'a'; });
+    case kResponses:
+      return j.Any("input", [](const M& m) { return m.type == 's' || m.type == 'a'; });
     case kEmbeddings:
       return j.Any("input", [](const M& m) { return m.type == 's' || (m.type == 'a' && !m.empty); });
   }
@@ -419,9 +441,8 @@ bool MayBeAccepted(int ep, std::string_view body) {
 // ------------------------------------------------------------- inputs -----
 
 enum Cat { kFraming, kHugeHeaders, kLongUrl, kBadUtf8, kRandomPath, kJson, kOversize, kStall, kValid, kNumCats };
-constexpr const char* kCatNames[kNumCats] = {"framing",     "huge_headers",  "long_url",
-                                             "bad_utf8",    "random_path",   "json_mutation",
-                                             "oversize_body", "stall",       "valid"};
+constexpr const char* kCatNames[kNumCats] = {"framing",       "huge_headers",  "long_url", "bad_utf8", "random_path",
+                                             "json_mutation", "oversize_body", "stall",    "valid"};
 // Shares per 1000 inputs. Stalls cost ~2 s each (the server's timeouts), so few.
 constexpr int kCatWeights[kNumCats] = {230, 70, 70, 90, 90, 280, 40, 3, 127};
 
@@ -439,13 +460,18 @@ struct Case {
   bool half_close = true;         // shutdown(SHUT_WR) after writing
   bool keepalive_prefix = false;  // first a valid keep-alive request on the same connection
   bool close_after_2xx = false;   // a 2xx must announce Connection: close (CL+TE, RFC 9112 §6.1)
+  bool head = false;              // a HEAD request: the response must carry no body (RFC 9110 §9.3.2)
+  int responses = 1;              // pipelined requests: read this many responses
 };
 
 const char* ExpectName(Expect e) {
   switch (e) {
-    case Expect::kReject: return "4xx-or-close";
-    case Expect::kMay2xx: return "4xx-close-or-2xx";
-    case Expect::kMust2xx: return "2xx";
+    case Expect::kReject:
+      return "4xx-or-close";
+    case Expect::kMay2xx:
+      return "4xx-close-or-2xx";
+    case Expect::kMust2xx:
+      return "2xx";
   }
   return "?";
 }
@@ -453,10 +479,28 @@ const char* ExpectName(Expect e) {
 // JSON-string-safe text fragments (already escaped), including valid
 // multi-byte UTF-8 and escapes.
 std::string Words(Rng& r, size_t n) {
-  static constexpr std::string_view kWords[] = {
-      "hello", "world", "ignore", "previous", "instructions", "the", "quick", "brown", "fox",
-      "na\xc3\xafve", "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "\xf0\x9f\x98\x80", "tab\\t", "quote\\\"", "nl\\n",
-      "\\u00e9", "\\ud83d\\ude00", "back\\\\slash", "<script>", "' OR 1=1 --", "${jndi:ldap://x}", "\\/"};
+  static constexpr std::string_view kWords[] = {"hello",
+                                                "world",
+                                                "ignore",
+                                                "previous",
+                                                "instructions",
+                                                "the",
+                                                "quick",
+                                                "brown",
+                                                "fox",
+                                                "na\xc3\xafve",
+                                                "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
+                                                "\xf0\x9f\x98\x80",
+                                                "tab\\t",
+                                                "quote\\\"",
+                                                "nl\\n",
+                                                "\\u00e9",
+                                                "\\ud83d\\ude00",
+                                                "back\\\\slash",
+                                                "<script>",
+                                                "' OR 1=1 --",
+                                                "${jndi:ldap://x}",
+                                                "\\/"};
   std::string s;
   for (size_t i = 0; i < n; ++i) {
     if (i) s += ' ';
@@ -497,9 +541,15 @@ std::string ValidBody(Rng& r, int ep, bool allow_stream = true) {
       break;
     case kEmbeddings:
       switch (r.Below(3)) {
-        case 0: b += ",\"input\":" + Quoted(r, 1, 10); break;
-        case 1: b += ",\"input\":[" + Quoted(r, 1, 4) + "," + Quoted(r, 1, 4) + "]"; break;
-        default: b += ",\"input\":[[1,2,3],[4,5]]"; break;
+        case 0:
+          b += ",\"input\":" + Quoted(r, 1, 10);
+          break;
+        case 1:
+          b += ",\"input\":[" + Quoted(r, 1, 4) + "," + Quoted(r, 1, 4) + "]";
+          break;
+        default:
+          b += ",\"input\":[[1,2,3],[4,5]]";
+          break;
       }
       if (r.Chance(0.3)) b += std::string(",\"encoding_format\":") + (r.Chance(0.5) ? "\"float\"" : "\"base64\"");
       if (r.Chance(0.3)) b += ",\"dimensions\":" + std::to_string(r.Range(1, 64));
@@ -518,15 +568,18 @@ std::string ValidBody(Rng& r, int ep, bool allow_stream = true) {
 // Never acceptable as a request body ('#' cannot start JSON).
 std::string GarbageBody(Rng& r) {
   switch (r.Below(4)) {
-    case 0: return "#not json";
-    case 1: return "#{\"model\":";
+    case 0:
+      return "#not json";
+    case 1:
+      return "#{\"model\":";
     case 2: {
       std::string s = "#";
       size_t n = r.Range(1, 200);
       for (size_t i = 0; i < n; ++i) s += static_cast<char>(r.Below(256));
       return s;
     }
-    default: return "#" + ValidBody(r, static_cast<int>(r.Below(4)));
+    default:
+      return "#" + ValidBody(r, static_cast<int>(r.Below(4)));
   }
 }
 
@@ -611,7 +664,7 @@ Case GenFraming(Rng& r) {
   const std::string head = kHost + kJsonType;
   const std::string cl = ClHeader(body.size());
   std::string n = std::to_string(body.size());
-  switch (r.Below(47)) {
+  switch (r.Below(48)) {
     case 0:
       c.sub = "garbage_bytes";
       c.bytes = RandomBytes(r, r.Range(1, 300)) + (r.Chance(0.5) ? "\r\n\r\n" : "");
@@ -639,9 +692,9 @@ Case GenFraming(Rng& r) {
     case 5:
       c.sub = "bad_version";
       c.bytes = "POST " + path + " " +
-                r.Pick({"HTTP/2.0", "HTTP/0.9", "HTTP/1.10", "http/1.1", "HTTP/1.1 ", "HTTP/1", "HTTP/",
-                        "HTTP/1.x", "HTTP/11", "HTTPS/1.1", "HTTP/1.1x", "HTTP/3.0", "HTTP/01.1", "HTTP/1.01",
-                        "HTTP/9.9", "HTTP/-1.1", "HTTP/1.1\x00"sv, "HTTP /1.1", "HTTP/1 .1"}) +
+                r.Pick({"HTTP/2.0", "HTTP/0.9", "HTTP/1.10", "http/1.1", "HTTP/1.1 ", "HTTP/1", "HTTP/", "HTTP/1.x",
+                        "HTTP/11", "HTTPS/1.1", "HTTP/1.1x", "HTTP/3.0", "HTTP/01.1", "HTTP/1.01", "HTTP/9.9",
+                        "HTTP/-1.1", "HTTP/1.1\x00"sv, "HTTP /1.1", "HTTP/1 .1"}) +
                 "\r\n" + head + cl + "\r\n" + body;
       break;
     case 6:
@@ -655,8 +708,8 @@ Case GenFraming(Rng& r) {
       break;
     case 8:
       c.sub = "double_space";  // RFC 9112 §3: MAY parse on whitespace boundaries
-      c.bytes = (r.Chance(0.5) ? "POST  " + path + " HTTP/1.1\r\n" : "POST " + path + "  HTTP/1.1\r\n") + head +
-                cl + "\r\n" + body;
+      c.bytes = (r.Chance(0.5) ? "POST  " + path + " HTTP/1.1\r\n" : "POST " + path + "  HTTP/1.1\r\n") + head + cl +
+                "\r\n" + body;
       c.expect = may();
       break;
     case 9:
@@ -716,8 +769,8 @@ Case GenFraming(Rng& r) {
       c.sub = "cl_huge";
       c.bytes = rl + head + "Content-Length: " +
                 r.Pick({"99999999999999999999999999", "18446744073709551616", "18446744073709551615",
-                        "9223372036854775808", "9223372036854775807", "4294967296", "4294967295", "1000000000",
-                        "65537", "000000000000000000000000000000000000000100000"}) +
+                        "9223372036854775808", "9223372036854775807", "4294967296", "4294967295", "1000000000", "65537",
+                        "000000000000000000000000000000000000000100000"}) +
                 "\r\n\r\n" + body;
       break;
     case 20:
@@ -759,7 +812,8 @@ Case GenFraming(Rng& r) {
       break;
     case 27:
       c.sub = "te_chunked_case_ws";
-      c.bytes = rl + head + "Transfer-Encoding: " + r.Pick({"Chunked", "CHUNKED", " chunked", "chunked ", "chunked\t"}) +
+      c.bytes = rl + head +
+                "Transfer-Encoding: " + r.Pick({"Chunked", "CHUNKED", " chunked", "chunked ", "chunked\t"}) +
                 "\r\n\r\n" + Chunked(r, body);
       c.expect = may();
       break;
@@ -841,8 +895,9 @@ Case GenFraming(Rng& r) {
       break;
     case 42:
       c.sub = "te_obfuscated_duplicate";  // combined "chunked, x": chunked not final
-      c.bytes = rl + head + "Transfer-Encoding: chunked\r\nTransfer-Encoding: " +
-                r.Pick({"x", "identity", "gzip", "chunked, x"}) + "\r\n\r\n" + Chunked(r, body);
+      c.bytes = rl + head +
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: " + r.Pick({"x", "identity", "gzip", "chunked, x"}) +
+                "\r\n\r\n" + Chunked(r, body);
       break;
     case 43:
       c.sub = "absolute_form_target";
@@ -850,11 +905,33 @@ Case GenFraming(Rng& r) {
       c.expect = may();
       break;
     case 44:
-      c.sub = "huge_chunk_ext";
+      c.sub = "long_chunk_ext";
       c.bytes = rl + head + "Transfer-Encoding: chunked\r\n\r\n" + Hex(body.size()) + ";" +
-                std::string(r.Range(1000, 20000), 'a') + "\r\n" + body + "\r\n0\r\n\r\n";
+                std::string(r.Range(100, kMaxHeaderBytes - 100), 'a') + "\r\n" + body + "\r\n0\r\n\r\n";
       c.expect = may();
       break;
+    case 47: {
+      // A chunk-size line longer than header and body limits together: the
+      // server must not buffer it (one connection could make it hold any
+      // amount of memory).
+      c.sub = "chunk_line_over_limits";
+      body = ValidBody(r, ep);  // so that only the limit can make this a 4xx
+      size_t n = r.Range(128 * 1024, 1024 * 1024);
+      std::string size = Hex(body.size());
+      switch (r.Below(3)) {
+        case 0:
+          size += ";" + std::string(n, 'e');
+          break;  // chunk extension
+        case 1:
+          size = std::string(n, '0') + size;
+          break;  // leading zeros
+        default:
+          size += std::string(n, ' ') + ";x";
+          break;  // BWS before an extension
+      }
+      c.bytes = rl + head + "Transfer-Encoding: chunked\r\n\r\n" + size + "\r\n" + body + "\r\n0\r\n\r\n";
+      break;
+    }
     case 45: {
       c.sub = "one_byte_chunks";
       std::string ch;
@@ -886,7 +963,7 @@ Case GenHugeHeaders(Rng& r) {
   std::string path(kEndpoints[ep]);
   std::string body = ValidBody(r, ep);
   std::string start = "POST " + path + " HTTP/1.1\r\n" + kHost + kJsonType + ClHeader(body.size());
-  switch (r.Below(9)) {
+  switch (r.Below(11)) {
     case 0:
       c.sub = "single_header_over_limit";
       c.bytes = start + "X-Big: " + std::string(r.Range(kMaxHeaderBytes + 1, 128 * 1024), 'a') + "\r\n\r\n" + body;
@@ -935,6 +1012,28 @@ Case GenHugeHeaders(Rng& r) {
       size_t count = r.Range(400, 2000);
       for (size_t i = 0; i < count; ++i) h += kJsonType;
       c.bytes = start + h + "\r\n" + body;
+      break;
+    }
+    case 9: {
+      // Trailer fields are header fields too: a trailer section larger than
+      // header and body limits together must not be accepted.
+      c.sub = "trailers_over_limits";
+      std::string t;
+      size_t want = r.Range(128 * 1024, 1024 * 1024);
+      size_t field = r.Chance(0.5) ? r.Range(10, 200) : r.Range(1000, kMaxHeaderBytes - 100);
+      for (size_t i = 0; t.size() < want; ++i) t += "X-T" + std::to_string(i) + ": " + std::string(field, 't') + "\r\n";
+      c.bytes = "POST " + path + " HTTP/1.1\r\n" + kHost + kJsonType + "Transfer-Encoding: chunked\r\n\r\n" +
+                Chunked(r, body, false) + "0\r\n" + t + "\r\n";
+      break;
+    }
+    case 10: {
+      // One trailer field longer than 64 KiB (a header field that size
+      // cannot pass the header limit; a trailer has no such limit).
+      c.sub = "trailer_field_over_64k";
+      size_t n = r.Range(65534, 256 * 1024);
+      std::string field = r.Chance(0.8) ? "X-T: " + std::string(n, 'v') : std::string(n, 'N') + ": v";
+      c.bytes = "POST " + path + " HTTP/1.1\r\n" + kHost + kJsonType + "Transfer-Encoding: chunked\r\n\r\n" +
+                Chunked(r, body, false) + "0\r\n" + field + "\r\n\r\n";
       break;
     }
     default:
@@ -1019,9 +1118,9 @@ Case GenBadUtf8(Rng& r) {
   switch (r.Below(10)) {
     case 0:
       c.sub = "target_path";
-      c.bytes = Post(r.Pick({"/", "/v1/chat/completions/", "/v1/", "/v1/models/"}) + bad +
-                         (r.Chance(0.5) ? "/completions" : ""),
-                     body);
+      c.bytes = Post(
+          r.Pick({"/", "/v1/chat/completions/", "/v1/", "/v1/models/"}) + bad + (r.Chance(0.5) ? "/completions" : ""),
+          body);
       break;
     case 1:
       c.sub = "target_query";
@@ -1060,8 +1159,8 @@ Case GenBadUtf8(Rng& r) {
       break;
     case 8:
       c.sub = "host_header";
-      c.bytes = "POST " + path + " HTTP/1.1\r\nHost: " + bad + "\r\n" + kJsonType + ClHeader(body.size()) + "\r\n" +
-                body;
+      c.bytes =
+          "POST " + path + " HTTP/1.1\r\nHost: " + bad + "\r\n" + kJsonType + ClHeader(body.size()) + "\r\n" + body;
       c.expect = Expect::kMay2xx;
       break;
     default:
@@ -1084,10 +1183,20 @@ Case GenRandomPath(Rng& r) {
     c.expect = Expect::kMay2xx;
     return c;
   }
+  if (r.Chance(0.08)) {
+    c.sub = "head_request";
+    c.head = true;
+    std::string target = r.Pick(
+        {"/v1/models", "/v1/models/", "/v1/chat/completions", "/v1/messages", "/nope", "/healthz", "/v1/models?x=1"});
+    c.bytes = "HEAD " + target + " HTTP/1.1\r\n" + kHost + (r.Chance(0.3) ? "Content-Length: 0\r\n" : "") + "\r\n";
+    if (target.rfind("/v1/models", 0) == 0) c.expect = Expect::kMay2xx;
+    return c;
+  }
   c.sub = "random_path";
-  std::string method = r.Chance(0.1) ? RandomPrintable(r, r.Range(1, 12))
-                                     : r.Pick({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE",
-                                               "CONNECT", "GET", "POST"});
+  std::string method =
+      r.Chance(0.1)
+          ? RandomPrintable(r, r.Range(1, 12))
+          : r.Pick({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT", "GET", "POST"});
   std::string target;
   switch (r.Below(6)) {
     case 0: {
@@ -1096,18 +1205,50 @@ Case GenRandomPath(Rng& r) {
       break;
     }
     case 1:
-      target = r.Pick({"/v1/", "/v2/chat/completions", "/v1/chat", "/v1/chat/completions/extra", "/healthz",
-                       "/metrics", "/readyz", "/admin", "/../../etc/passwd", "/v1/models/gpt-4", "*", "127.0.0.1:443",
-                       "/v1/chat/completions/", "/v1/messages/count_tokens", "/v1//chat/completions",
-                       "/V1/CHAT/COMPLETIONS", "/v1/chat/completions#frag", "/v1/models", "/v1/models/", "//",
-                       "/v1/embeddings/../models", "", "/v1/responses/abc/cancel", "http://127.0.0.1/v1/models"});
+      target = r.Pick({"/v1/",
+                       "/v2/chat/completions",
+                       "/v1/chat",
+                       "/v1/chat/completions/extra",
+                       "/healthz",
+                       "/metrics",
+                       "/readyz",
+                       "/admin",
+                       "/../../etc/passwd",
+                       "/v1/models/gpt-4",
+                       "*",
+                       "127.0.0.1:443",
+                       "/v1/chat/completions/",
+                       "/v1/messages/count_tokens",
+                       "/v1//chat/completions",
+                       "/V1/CHAT/COMPLETIONS",
+                       "/v1/chat/completions#frag",
+                       "/v1/models",
+                       "/v1/models/",
+                       "//",
+                       "/v1/embeddings/../models",
+                       "",
+                       "/v1/responses/abc/cancel",
+                       "http://127.0.0.1/v1/models"});
       break;
-    case 2: target = std::string(kEndpoints[r.Below(4)]) + "/" + UrlChars(r, r.Range(1, 40)); break;
-    case 3: target = "/v1/" + RandomPrintable(r, r.Range(1, 40)); break;
-    case 4: target = "/v1/models?" + UrlChars(r, r.Range(0, 100)); break;
-    default: target = "/" + RandomPrintable(r, r.Range(1, 100)); break;
+    case 2:
+      target = std::string(kEndpoints[r.Below(4)]) + "/" + UrlChars(r, r.Range(1, 40));
+      break;
+    case 3:
+      target = "/v1/" + RandomPrintable(r, r.Range(1, 40));
+      break;
+    case 4:
+      target = "/v1/models?" + UrlChars(r, r.Range(0, 100));
+      break;
+    default:
+      target = "/" + RandomPrintable(r, r.Range(1, 100));
+      break;
   }
   std::string body = r.Chance(0.5) ? "" : (r.Chance(0.5) ? "{}" : GarbageBody(r));
+  // Only a HEAD request the server can parse is known to be one.
+  c.head =
+      method == "HEAD" && !target.empty() && target[0] == '/' &&
+      target.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/?%!$&'()*+,;=:@") ==
+          std::string::npos;
   c.bytes = method + " " + target + " HTTP/1.1\r\n" + kHost;
   if (!body.empty() || r.Chance(0.5)) c.bytes += ClHeader(body.size());
   c.bytes += "\r\n" + body;
@@ -1137,9 +1278,15 @@ std::string AddField(std::string body, std::string_view key, std::string_view va
 std::string BodyWith(int ep, const std::string& model, const std::string& payload, const std::string& stream = "") {
   std::string b = "{\"model\":" + model;
   switch (ep) {
-    case kChat: b += ",\"messages\":" + payload; break;
-    case kMessages: b += ",\"max_tokens\":16,\"messages\":" + payload; break;
-    default: b += ",\"input\":" + payload; break;
+    case kChat:
+      b += ",\"messages\":" + payload;
+      break;
+    case kMessages:
+      b += ",\"max_tokens\":16,\"messages\":" + payload;
+      break;
+    default:
+      b += ",\"input\":" + payload;
+      break;
   }
   if (!stream.empty()) b += ",\"stream\":" + stream;
   return b + "}";
@@ -1167,9 +1314,15 @@ Case GenJson(Rng& r) {
       c.sub = "deep_nesting";
       size_t n = r.Chance(0.3) ? 10000 : std::stoul(r.Pick({"65", "100", "1000", "5000", "20000", "30000", "60000"}));
       switch (r.Below(6)) {
-        case 0: body = std::string(n, '['); break;
-        case 1: body = std::string(n, '[') + std::string(n, ']'); break;
-        case 2: body = BodyWith(ep, "\"echo\"", std::string(n, '[') + std::string(n, ']')); break;
+        case 0:
+          body = std::string(n, '[');
+          break;
+        case 1:
+          body = std::string(n, '[') + std::string(n, ']');
+          break;
+        case 2:
+          body = BodyWith(ep, "\"echo\"", std::string(n, '[') + std::string(n, ']'));
+          break;
         case 3: {
           std::string v;
           for (size_t i = 0; i < n; ++i) v += "{\"a\":";
@@ -1202,19 +1355,21 @@ Case GenJson(Rng& r) {
           break;
         case 1:
           payload = messages_ep
-                        ? r.Pick({"\"hi\"", "{}", "1", "null", "[\"hi\"]", "[[]]",
-                                  "[{\"role\":1,\"content\":\"x\"}]", "[{}]", "[{\"content\":\"x\"}]",
-                                  "[{\"role\":\"user\",\"content\":{}}]", "[{\"role\":\"user\",\"content\":123}]",
-                                  "[null]", "true", "[{\"role\":null}]", "[{\"role\":[\"user\"]}]"})
+                        ? r.Pick({"\"hi\"", "{}", "1", "null", "[\"hi\"]", "[[]]", "[{\"role\":1,\"content\":\"x\"}]",
+                                  "[{}]", "[{\"content\":\"x\"}]", "[{\"role\":\"user\",\"content\":{}}]",
+                                  "[{\"role\":\"user\",\"content\":123}]", "[null]", "true", "[{\"role\":null}]",
+                                  "[{\"role\":[\"user\"]}]"})
                         : r.Pick({"1", "{}", "null", "[]", "true", "[null]", "[{}]", "[[]]", "[1.5e300]", "-1"});
           break;
-        case 2: stream = r.Pick({"\"true\"", "1", "0", "{}", "[]", "\"yes\"", "\"\""}); break;
+        case 2:
+          stream = r.Pick({"\"true\"", "1", "0", "{}", "[]", "\"yes\"", "\"\""});
+          break;
         default: {
           body = AddField(ValidBody(r, ep, false),
                           r.Pick({"max_tokens", "temperature", "dimensions", "encoding_format", "stream_options",
                                   "system", "instructions", "n", "tools", "metadata", "user"}),
-                          r.Pick({"\"16\"", "\"hot\"", "0", "-1", "100000", "\"hex\"", "1", "\"x\"", "123", "[]",
-                                  "{}", "null", "{\"include_usage\":\"yes\"}", "[1,2]", "true"}));
+                          r.Pick({"\"16\"", "\"hot\"", "0", "-1", "100000", "\"hex\"", "1", "\"x\"", "123", "[]", "{}",
+                                  "null", "{\"include_usage\":\"yes\"}", "[1,2]", "true"}));
           break;
         }
       }
@@ -1228,10 +1383,10 @@ Case GenJson(Rng& r) {
                                 "1.7976931348623157e309", "4.9e-325", "0.1e-2147483649", "1e2147483648"});
       if (r.Chance(0.2)) num = std::string(r.Range(400, 20000), '9');
       if (r.Chance(0.1)) num = "0." + std::string(r.Range(400, 20000), '1');
-      body = r.Chance(0.15) ? BodyWith(ep, num, good_payload)
-                            : AddField(ValidBody(r, ep),
-                                       r.Pick({"max_tokens", "temperature", "top_p", "n", "dimensions", "seed", "x"}),
-                                       num);
+      body = r.Chance(0.15)
+                 ? BodyWith(ep, num, good_payload)
+                 : AddField(ValidBody(r, ep),
+                            r.Pick({"max_tokens", "temperature", "top_p", "n", "dimensions", "seed", "x"}), num);
       break;
     }
     case 5:
@@ -1243,11 +1398,21 @@ Case GenJson(Rng& r) {
     case 6: {
       c.sub = "duplicate_keys";
       switch (r.Below(8)) {
-        case 0: body = "{\"model\":\"echo\",\"model\":123," + BodyWith(ep, "\"echo\"", good_payload).substr(1); break;
-        case 1: body = "{\"model\":123," + BodyWith(ep, "\"echo\"", good_payload).substr(1); break;
-        case 2: body = "{\"model\":\"a\"," + BodyWith(ep, "\"b\"", good_payload).substr(1); break;
-        case 3: body = AddField(BodyWith(ep, "\"echo\"", good_payload), messages_ep ? "messages" : "input", "\"x\""); break;
-        case 4: body = AddField(BodyWith(ep, "\"echo\"", good_payload, "true"), "stream", "\"x\""); break;
+        case 0:
+          body = "{\"model\":\"echo\",\"model\":123," + BodyWith(ep, "\"echo\"", good_payload).substr(1);
+          break;
+        case 1:
+          body = "{\"model\":123," + BodyWith(ep, "\"echo\"", good_payload).substr(1);
+          break;
+        case 2:
+          body = "{\"model\":\"a\"," + BodyWith(ep, "\"b\"", good_payload).substr(1);
+          break;
+        case 3:
+          body = AddField(BodyWith(ep, "\"echo\"", good_payload), messages_ep ? "messages" : "input", "\"x\"");
+          break;
+        case 4:
+          body = AddField(BodyWith(ep, "\"echo\"", good_payload, "true"), "stream", "\"x\"");
+          break;
         case 5: {
           std::string d = "{";
           size_t k = r.Range(100, 3000);
@@ -1255,8 +1420,12 @@ Case GenJson(Rng& r) {
           body = d + BodyWith(ep, "\"echo\"", good_payload).substr(1);
           break;
         }
-        case 6: body = "{\"mod\\u0065l\":\"echo\"," + BodyWith(ep, "\"x\"", good_payload).substr(1); break;
-        default: body = "{\"model\":{\"model\":\"echo\"}," + BodyWith(ep, "\"echo\"", good_payload).substr(1); break;
+        case 6:
+          body = "{\"mod\\u0065l\":\"echo\"," + BodyWith(ep, "\"x\"", good_payload).substr(1);
+          break;
+        default:
+          body = "{\"model\":{\"model\":\"echo\"}," + BodyWith(ep, "\"echo\"", good_payload).substr(1);
+          break;
       }
       break;
     }
@@ -1267,8 +1436,8 @@ Case GenJson(Rng& r) {
     case 8: {
       c.sub = "non_object_top_level";
       std::string v = ValidBody(r, ep);
-      body = r.Pick({"[]", "\"str\"", "123", "null", "true", "false", "[" + v + "]", "\"" + ReplaceAll(v, "\"", "\\\"") + "\"",
-                     "[" + v + "," + v + "]", "-1e5"});
+      body = r.Pick({"[]", "\"str\"", "123", "null", "true", "false", "[" + v + "]",
+                     "\"" + ReplaceAll(v, "\"", "\\\"") + "\"", "[" + v + "," + v + "]", "-1e5"});
       break;
     }
     case 9: {
@@ -1278,32 +1447,42 @@ Case GenJson(Rng& r) {
       for (size_t i = 0; i < k && !body.empty(); ++i) {
         size_t at = r.Below(body.size());
         switch (r.Below(5)) {
-          case 0: body[at] = static_cast<char>(body[at] ^ (1 << r.Below(8))); break;
-          case 1: body[at] = static_cast<char>(r.Below(256)); break;
-          case 2: body.insert(at, 1, static_cast<char>(r.Below(256))); break;
-          case 3: body.erase(at, 1); break;
-          default: body.insert(at, body.substr(at, r.Range(1, 20))); break;
+          case 0:
+            body[at] = static_cast<char>(body[at] ^ (1 << r.Below(8)));
+            break;
+          case 1:
+            body[at] = static_cast<char>(r.Below(256));
+            break;
+          case 2:
+            body.insert(at, 1, static_cast<char>(r.Below(256)));
+            break;
+          case 3:
+            body.erase(at, 1);
+            break;
+          default:
+            body.insert(at, body.substr(at, r.Range(1, 20)));
+            break;
         }
       }
       break;
     }
     case 10:
       c.sub = "trailing_data";
-      body = ValidBody(r, ep) + r.Pick({"x", "}", "]", ",", "{}", ValidBody(r, ep), std::string(1, '\0'), "\xff",
-                                          " ", "\n", "//c", "/*c*/", "\r\n\r\nGET / HTTP/1.1"});
+      body = ValidBody(r, ep) + r.Pick({"x", "}", "]", ",", "{}", ValidBody(r, ep), std::string(1, '\0'), "\xff", " ",
+                                        "\n", "//c", "/*c*/", "\r\n\r\nGET / HTTP/1.1"});
       break;
     case 11: {
       c.sub = "json5_syntax";
-      body = r.Pick({"{model:\"echo\",messages:[]}", "{'model':'echo','messages':[]}",
-                     "{\"model\":\"echo\",\"messages\":[],}", "{\"model\":\"echo\",\"messages\":[1,2,],\"input\":\"x\"}",
-                     "/*c*/{\"model\":\"echo\",\"messages\":[],\"input\":\"x\"}",
-                     "{\"model\":\"echo\" // c\n,\"messages\":[],\"input\":\"x\"}",
-                     "{\"model\":\"echo\",\"messages\":[],\"input\":\"x\",\"t\":NaN}",
-                     "{\"model\":\"echo\" \"messages\":[]}", "{\"model\"=\"echo\"}", "{\"model\":\"echo\";\"input\":\"x\"}",
-                     "{\"model\":'echo',\"input\":\"x\"}", "{\"model\":\"echo\",,\"input\":\"x\"}",
-                     "{\"model\":\"echo\",\"input\":\"x\",\"messages\":[]", "{\"model\":\"echo\",\"input\":\"x\"}}",
-                     "{\"model\":`echo`}", "{\"model\":\"echo\",\"input\":\"x\",\"v\":undefined}",
-                     "{\"model\":\"echo\",\"input\":\"x\",\"v\":True}"});
+      body = r.Pick(
+          {"{model:\"echo\",messages:[]}", "{'model':'echo','messages':[]}", "{\"model\":\"echo\",\"messages\":[],}",
+           "{\"model\":\"echo\",\"messages\":[1,2,],\"input\":\"x\"}",
+           "/*c*/{\"model\":\"echo\",\"messages\":[],\"input\":\"x\"}",
+           "{\"model\":\"echo\" // c\n,\"messages\":[],\"input\":\"x\"}",
+           "{\"model\":\"echo\",\"messages\":[],\"input\":\"x\",\"t\":NaN}", "{\"model\":\"echo\" \"messages\":[]}",
+           "{\"model\"=\"echo\"}", "{\"model\":\"echo\";\"input\":\"x\"}", "{\"model\":'echo',\"input\":\"x\"}",
+           "{\"model\":\"echo\",,\"input\":\"x\"}", "{\"model\":\"echo\",\"input\":\"x\",\"messages\":[]",
+           "{\"model\":\"echo\",\"input\":\"x\"}}", "{\"model\":`echo`}",
+           "{\"model\":\"echo\",\"input\":\"x\",\"v\":undefined}", "{\"model\":\"echo\",\"input\":\"x\",\"v\":True}"});
       break;
     }
     case 12: {
@@ -1314,9 +1493,9 @@ Case GenJson(Rng& r) {
     }
     case 13: {
       c.sub = "escapes";
-      std::string e = r.Pick({"\\u0000", "\\ud800", "\\udc00", "\\ud800\\u0041", "\\uDFFF\\uD800", "\\uZZZZ",
-                              "\\u12", "\\x41", "\\a", "\\'", "\\", "\\u00e9\\u0301", "\\/", "\\b\\f\\n\\r\\t",
-                              "\\U0001F600", "\\u{1F600}", "\\0"});
+      std::string e =
+          r.Pick({"\\u0000", "\\ud800", "\\udc00", "\\ud800\\u0041", "\\uDFFF\\uD800", "\\uZZZZ", "\\u12", "\\x41",
+                  "\\a", "\\'", "\\", "\\u00e9\\u0301", "\\/", "\\b\\f\\n\\r\\t", "\\U0001F600", "\\u{1F600}", "\\0"});
       body = InsertInString(r, ValidBody(r, ep), e);
       break;
     }
@@ -1329,8 +1508,8 @@ Case GenJson(Rng& r) {
         body = BodyWith(ep, "\"echo\"", m + "]");
       } else {
         std::string text(r.Range(1000, 60000), 'w');
-        body = BodyWith(ep, "\"echo\"", messages_ep ? "[{\"role\":\"user\",\"content\":\"" + text + "\"}]"
-                                                    : "\"" + text + "\"");
+        body = BodyWith(ep, "\"echo\"",
+                        messages_ep ? "[{\"role\":\"user\",\"content\":\"" + text + "\"}]" : "\"" + text + "\"");
       }
       break;
     }
@@ -1341,9 +1520,10 @@ Case GenJson(Rng& r) {
     case 16:
       c.sub = "weird_model_strings";
       body = BodyWith(ep,
-                      "\"" + r.Pick({"*", "?", "../../etc/passwd", "echo\\u0000", "echo\\r\\nX-Injected: 1", "\\u202e",
-                                     std::string(256, 'a'), std::string(257, 'a'), " ", "echo ", "%00",
-                                     "${jndi:ldap://x}", "\\ud83d\\ude00", "\\ud800", "{{model}}"}) +
+                      "\"" +
+                          r.Pick({"*", "?", "../../etc/passwd", "echo\\u0000", "echo\\r\\nX-Injected: 1", "\\u202e",
+                                  std::string(256, 'a'), std::string(257, 'a'), " ", "echo ", "%00", "${jndi:ldap://x}",
+                                  "\\ud83d\\ude00", "\\ud800", "{{model}}"}) +
                           "\"",
                       good_payload);
       break;
@@ -1433,9 +1613,17 @@ Case GenStall(Rng& r) {
   std::string body = ValidBody(r, kChat);
   std::string start = "POST /v1/chat/completions HTTP/1.1\r\n" + kHost + kJsonType;
   switch (r.Below(5)) {
-    case 0: c.sub = "silent"; break;
-    case 1: c.sub = "partial_request_line"; c.bytes = "POST /v1/chat"; break;
-    case 2: c.sub = "partial_headers"; c.bytes = start; break;
+    case 0:
+      c.sub = "silent";
+      break;
+    case 1:
+      c.sub = "partial_request_line";
+      c.bytes = "POST /v1/chat";
+      break;
+    case 2:
+      c.sub = "partial_headers";
+      c.bytes = start;
+      break;
     case 3:
       c.sub = "partial_body";
       c.bytes = start + ClHeader(body.size()) + "\r\n" + body.substr(0, body.size() / 2);
@@ -1461,31 +1649,53 @@ Case GenValid(Rng& r) {
   int ep = static_cast<int>(r.Below(4));
   std::string path(kEndpoints[ep]);
   std::string body = ValidBody(r, ep);
-  switch (r.Below(9)) {
+  switch (r.Below(10)) {
     case 0:
       c.sub = "minimal_chat";
-      c.bytes = Post("/v1/chat/completions", "{\"model\":\"echo\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
-                     "Connection: close\r\n");
+      c.bytes =
+          Post("/v1/chat/completions", "{\"model\":\"echo\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+               "Connection: close\r\n");
       break;
-    case 1: c.sub = "post_close"; c.bytes = Post(path, body, "Connection: close\r\n"); break;
-    case 2: c.sub = "post_keepalive"; c.bytes = Post(path, body); break;
+    case 1:
+      c.sub = "post_close";
+      c.bytes = Post(path, body, "Connection: close\r\n");
+      break;
+    case 2:
+      c.sub = "post_keepalive";
+      c.bytes = Post(path, body);
+      break;
     case 3:
       c.sub = "post_with_extras";
-      c.bytes = Post(path, body, "User-Agent: hostile-test/1\r\nAccept: */*\r\nAuthorization: Bearer x\r\n"
-                                 "X-Request-Id: req-" + std::to_string(r.Below(1000000)) + "\r\nanthropic-version: 2023-06-01\r\n");
+      c.bytes = Post(path, body,
+                     "User-Agent: hostile-test/1\r\nAccept: */*\r\nAuthorization: Bearer x\r\n"
+                     "X-Request-Id: req-" +
+                         std::to_string(r.Below(1000000)) + "\r\nanthropic-version: 2023-06-01\r\n");
       break;
     case 4:
       c.sub = "models_get";
-      c.bytes = std::string("GET /v1/models HTTP/1.1\r\n") + kHost + (r.Chance(0.5) ? "anthropic-version: 2023-06-01\r\n" : "") +
-                "Connection: close\r\n\r\n";
+      c.bytes = std::string("GET /v1/models HTTP/1.1\r\n") + kHost +
+                (r.Chance(0.5) ? "anthropic-version: 2023-06-01\r\n" : "") + "Connection: close\r\n\r\n";
       break;
     case 5:
       c.sub = "chunked_request";
       c.bytes = "POST " + path + " HTTP/1.1\r\n" + kHost + kJsonType + "Transfer-Encoding: chunked\r\n\r\n" +
                 Chunked(r, body);
       break;
-    case 6: c.sub = "expect_100_continue"; c.bytes = Post(path, body, "Expect: 100-continue\r\n"); break;
-    case 7: c.sub = "http10"; c.bytes = Post(path, body, "", "HTTP/1.0"); break;
+    case 6:
+      c.sub = "expect_100_continue";
+      c.bytes = Post(path, body, "Expect: 100-continue\r\n");
+      break;
+    case 7:
+      c.sub = "http10";
+      c.bytes = Post(path, body, "", "HTTP/1.0");
+      break;
+    case 8:
+      c.sub = "pipelined_two";
+      c.responses = 2;
+      c.bytes = Post(path, body) + Post("/v1/chat/completions",
+                                        "{\"model\":\"echo\",\"messages\":[{\"role\":\"user\",\"content\":\"2\"}]}",
+                                        "Connection: close\r\n");
+      break;
     default:
       c.sub = "second_on_keepalive";
       c.keepalive_prefix = true;
@@ -1504,15 +1714,33 @@ Case Generate(uint64_t seed, uint64_t index) {
   while (pick >= kCatWeights[cat]) pick -= kCatWeights[cat++];
   Case c;
   switch (static_cast<Cat>(cat)) {
-    case kFraming: c = GenFraming(r); break;
-    case kHugeHeaders: c = GenHugeHeaders(r); break;
-    case kLongUrl: c = GenLongUrl(r); break;
-    case kBadUtf8: c = GenBadUtf8(r); break;
-    case kRandomPath: c = GenRandomPath(r); break;
-    case kJson: c = GenJson(r); break;
-    case kOversize: c = GenOversize(r); break;
-    case kStall: c = GenStall(r); break;
-    default: c = GenValid(r); break;
+    case kFraming:
+      c = GenFraming(r);
+      break;
+    case kHugeHeaders:
+      c = GenHugeHeaders(r);
+      break;
+    case kLongUrl:
+      c = GenLongUrl(r);
+      break;
+    case kBadUtf8:
+      c = GenBadUtf8(r);
+      break;
+    case kRandomPath:
+      c = GenRandomPath(r);
+      break;
+    case kJson:
+      c = GenJson(r);
+      break;
+    case kOversize:
+      c = GenOversize(r);
+      break;
+    case kStall:
+      c = GenStall(r);
+      break;
+    default:
+      c = GenValid(r);
+      break;
   }
   c.cat = static_cast<Cat>(cat);
   // Some hostile inputs arrive on a connection that already served a request.
@@ -1615,8 +1843,8 @@ WriteResult SendAll(int fd, std::string_view data, Clock::time_point deadline) {
 
 struct HttpResult {
   enum Kind { kResponse, kNoResponse, kTimeout, kGarbage, kTruncated } kind = kNoResponse;
-  int status = 0;         // of the final (non-1xx) response, 0 if none
-  std::string headers;    // lower-cased header block
+  int status = 0;       // of the final (non-1xx) response, 0 if none
+  std::string headers;  // lower-cased header block
   std::string body;
   std::string detail;
   bool reset = false;
@@ -1638,7 +1866,7 @@ bool ParseStatusLine(std::string_view buf, int* status) {
 }
 
 // 1: complete, 0: need more, -1: malformed.
-int DecodeChunked(std::string_view in, std::string* out) {
+int DecodeChunked(std::string_view in, std::string* out, size_t* used) {
   size_t pos = 0;
   out->clear();
   for (;;) {
@@ -1649,14 +1877,23 @@ int DecodeChunked(std::string_view in, std::string* out) {
     if (line.empty() || line.size() > 15) return -1;
     size_t size = 0;
     for (char ch : line) {
-      int h = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+      int h = ch >= '0' && ch <= '9'   ? ch - '0'
+              : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+              : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                       : -1;
       if (h < 0) return -1;
       size = size * 16 + static_cast<size_t>(h);
     }
     pos = eol + 2;
     if (size == 0) {
-      if (in.substr(pos, 2) == "\r\n") return 1;
-      return in.find("\r\n\r\n", pos) == std::string_view::npos ? 0 : 1;
+      if (in.substr(pos, 2) == "\r\n") {
+        *used = pos + 2;
+        return 1;
+      }
+      size_t end = in.find("\r\n\r\n", pos);
+      if (end == std::string_view::npos) return 0;
+      *used = end + 4;
+      return 1;
     }
     if (in.size() < pos + size + 2) return 0;
     if (in.substr(pos + size, 2) != "\r\n") return -1;
@@ -1678,9 +1915,12 @@ std::optional<std::string> HeaderValue(const std::string& lower_headers, std::st
 }
 
 // Reads one response (skipping 1xx). With need_body, also its whole body.
-HttpResult ReadResponse(int fd, Clock::time_point deadline, bool need_body) {
+// *carry holds bytes read past the previous response and receives the bytes
+// read past this one.
+HttpResult ReadResponse(int fd, Clock::time_point deadline, bool need_body, std::string* carry = nullptr) {
   HttpResult r;
   std::string buf;
+  if (carry) buf.swap(*carry);
   bool eof = false;
   auto fill = [&]() -> bool {  // false: deadline passed
     char tmp[16384];
@@ -1723,8 +1963,9 @@ HttpResult ReadResponse(int fd, Clock::time_point deadline, bool need_body) {
       r.status = st;
       break;
     }
-    if (buf.size() > (1u << 20) || (!buf.empty() && std::string_view("HTTP/").substr(0, std::min<size_t>(buf.size(), 5)) !=
-                                                        std::string_view(buf).substr(0, std::min<size_t>(buf.size(), 5)))) {
+    if (buf.size() > (1u << 20) ||
+        (!buf.empty() && std::string_view("HTTP/").substr(0, std::min<size_t>(buf.size(), 5)) !=
+                             std::string_view(buf).substr(0, std::min<size_t>(buf.size(), 5)))) {
       r.kind = HttpResult::kGarbage;
       r.detail = "not an HTTP response: " + Escape(buf, 200);
       return r;
@@ -1750,14 +1991,19 @@ HttpResult ReadResponse(int fd, Clock::time_point deadline, bool need_body) {
   buf.erase(0, hend + 4);
   if (!need_body || r.status == 204 || r.status == 304) {
     r.kind = HttpResult::kResponse;
+    if (carry) *carry = std::move(buf);
     return r;
   }
   auto te = HeaderValue(r.headers, "transfer-encoding");
   auto cl = HeaderValue(r.headers, "content-length");
   if (te && te->find("chunked") != std::string::npos) {
     for (;;) {
-      int d = DecodeChunked(buf, &r.body);
-      if (d == 1) break;
+      size_t used = 0;
+      int d = DecodeChunked(buf, &r.body, &used);
+      if (d == 1) {
+        buf.erase(0, used);
+        break;
+      }
       if (d < 0) {
         r.kind = HttpResult::kGarbage;
         r.detail = "malformed chunked response body: " + Escape(buf, 200);
@@ -1789,6 +2035,7 @@ HttpResult ReadResponse(int fd, Clock::time_point deadline, bool need_body) {
       }
     }
     r.body = buf.substr(0, want);
+    buf.erase(0, want);
   } else {
     while (!eof) {
       if (!fill()) {
@@ -1798,18 +2045,25 @@ HttpResult ReadResponse(int fd, Clock::time_point deadline, bool need_body) {
       }
     }
     r.body = buf;
+    buf.clear();
   }
   r.kind = HttpResult::kResponse;
+  if (carry) *carry = std::move(buf);
   return r;
 }
 
 std::string Describe(const HttpResult& r) {
   switch (r.kind) {
-    case HttpResult::kResponse: return "HTTP " + std::to_string(r.status);
-    case HttpResult::kNoResponse: return std::string("connection closed without a response") + (r.reset ? " (reset)" : "");
-    case HttpResult::kTimeout: return "no complete response within 5 s (" + r.detail + ")";
-    case HttpResult::kGarbage: return r.detail;
-    case HttpResult::kTruncated: return "truncated response" + (r.status ? " (HTTP " + std::to_string(r.status) + ")" : "") + ": " + r.detail;
+    case HttpResult::kResponse:
+      return "HTTP " + std::to_string(r.status);
+    case HttpResult::kNoResponse:
+      return std::string("connection closed without a response") + (r.reset ? " (reset)" : "");
+    case HttpResult::kTimeout:
+      return "no complete response within 5 s (" + r.detail + ")";
+    case HttpResult::kGarbage:
+      return r.detail;
+    case HttpResult::kTruncated:
+      return "truncated response" + (r.status ? " (HTTP " + std::to_string(r.status) + ")" : "") + ": " + r.detail;
   }
   return "?";
 }
@@ -1845,8 +2099,10 @@ struct Outcome {
 Outcome Classify(const Case& c, const HttpResult& r) {
   auto fail = [](std::string why) { return Outcome{Kind::kFail, std::move(why)}; };
   switch (r.kind) {
-    case HttpResult::kTimeout: return fail("hang: " + Describe(r));
-    case HttpResult::kGarbage: return fail("bad response: " + Describe(r));
+    case HttpResult::kTimeout:
+      return fail("hang: " + Describe(r));
+    case HttpResult::kGarbage:
+      return fail("bad response: " + Describe(r));
     case HttpResult::kNoResponse:
       if (c.expect == Expect::kMust2xx) return fail("valid request: " + Describe(r));
       return {Kind::kClosed, ""};
@@ -1854,7 +2110,8 @@ Outcome Classify(const Case& c, const HttpResult& r) {
       if (c.expect == Expect::kMust2xx) return fail("valid request: " + Describe(r));
       if (r.status == 0) return {Kind::kClosed, ""};
       break;
-    case HttpResult::kResponse: break;
+    case HttpResult::kResponse:
+      break;
   }
   int s = r.status;
   if (s >= 200 && s < 300) {
@@ -1866,14 +2123,17 @@ Outcome Classify(const Case& c, const HttpResult& r) {
                     " for a request with both Content-Length and Transfer-Encoding without closing the connection "
                     "(RFC 9112 §6.1)");
     }
-    if (c.expect == Expect::kMust2xx && r.body.empty()) return fail("HTTP " + std::to_string(s) + " with an empty body");
+    if (c.expect == Expect::kMust2xx && r.body.empty())
+      return fail("HTTP " + std::to_string(s) + " with an empty body");
     return {Kind::k2xx, ""};
   }
   if (s >= 400 && s < 500) {
-    if (c.expect == Expect::kMust2xx) return fail("valid request answered HTTP " + std::to_string(s) + ": " + Escape(r.body, 300));
+    if (c.expect == Expect::kMust2xx)
+      return fail("valid request answered HTTP " + std::to_string(s) + ": " + Escape(r.body, 300));
     return {Kind::k4xx, ""};
   }
-  if (s >= 500) return fail("server error HTTP " + std::to_string(s) + (r.headers.empty() ? "" : ": " + Escape(r.body, 300)));
+  if (s >= 500)
+    return fail("server error HTTP " + std::to_string(s) + (r.headers.empty() ? "" : ": " + Escape(r.body, 300)));
   return fail("unexpected HTTP " + std::to_string(s));
 }
 
@@ -1894,7 +2154,31 @@ Outcome RunCase(uint16_t port, const Case& c) {
   if (SendAll(fd.get(), c.bytes, deadline) == WriteResult::kTimeout)
     return {Kind::kFail, "hang: the server neither read the request nor answered within 5 s"};
   if (c.half_close) ::shutdown(fd.get(), SHUT_WR);
-  return Classify(c, ReadResponse(fd.get(), Clock::now() + kResponseTimeout, c.expect == Expect::kMust2xx));
+  deadline = Clock::now() + kResponseTimeout;
+  std::string carry;
+  HttpResult r = ReadResponse(fd.get(), deadline, !c.head, &carry);
+  if (c.head && r.kind == HttpResult::kResponse) {
+    // Whatever follows the head of a HEAD response would be taken for the
+    // next response by a keep-alive client.
+    if (carry.empty()) {
+      pollfd p{fd.get(), POLLIN, 0};
+      char tmp[512];
+      if (::poll(&p, 1, 1000) > 0) {
+        ssize_t n = ::recv(fd.get(), tmp, sizeof tmp, 0);
+        if (n > 0) carry.assign(tmp, static_cast<size_t>(n));
+      }
+    }
+    if (!carry.empty())
+      return {Kind::kFail, "the response (HTTP " + std::to_string(r.status) +
+                               ") to a HEAD request carries a body (RFC 9110 §9.3.2): " + Escape(carry, 160)};
+  }
+  Outcome o = Classify(c, r);
+  for (int i = 1; i < c.responses && o.kind != Kind::kFail; ++i) {
+    Outcome next = Classify(c, ReadResponse(fd.get(), deadline, true, &carry));
+    if (next.kind != Kind::k2xx || o.kind != Kind::k2xx) o = next;
+    if (o.kind == Kind::kFail) o.why = "pipelined response " + std::to_string(i + 1) + ": " + o.why;
+  }
+  return o;
 }
 
 // ------------------------------------------------------------- server -----
@@ -1993,7 +2277,8 @@ class ServerProcess {
     std::lock_guard lock(mu_);
     if (!exited_) return "running";
     if (WIFEXITED(status_)) return "exit status " + std::to_string(WEXITSTATUS(status_));
-    if (WIFSIGNALED(status_)) return "killed by signal " + std::to_string(WTERMSIG(status_)) + " (" + strsignal(WTERMSIG(status_)) + ")";
+    if (WIFSIGNALED(status_))
+      return "killed by signal " + std::to_string(WTERMSIG(status_)) + " (" + strsignal(WTERMSIG(status_)) + ")";
     return "status " + std::to_string(status_);
   }
 
@@ -2025,10 +2310,18 @@ struct Tally {
   void Add(Kind k) {
     ++inputs;
     switch (k) {
-      case Kind::k4xx: ++c4xx; break;
-      case Kind::kClosed: ++closed; break;
-      case Kind::k2xx: ++c2xx; break;
-      case Kind::kFail: ++fail; break;
+      case Kind::k4xx:
+        ++c4xx;
+        break;
+      case Kind::kClosed:
+        ++closed;
+        break;
+      case Kind::k2xx:
+        ++c2xx;
+        break;
+      case Kind::kFail:
+        ++fail;
+        break;
     }
   }
 };
@@ -2065,14 +2358,47 @@ class Results {
   std::vector<std::string> other_failures_;
 };
 
+// The last pattern is what aigis logs when an exception escapes a
+// connection's coroutine (which is then torn down without its cleanup).
+constexpr const char* kBadStderr[] = {"AddressSanitizer", "LeakSanitizer",
+                                      "runtime error:", "UndefinedBehaviorSanitizer", "unhandled exception"};
+
 bool StderrClean(const std::string& err, std::string* which) {
-  for (const char* bad : {"AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer"}) {
-    if (err.find(bad) != std::string::npos) {
-      *which = bad;
-      return false;
-    }
+  which->clear();
+  for (const char* bad : kBadStderr) {
+    if (err.find(bad) != std::string::npos) *which += std::string(which->empty() ? "" : ", ") + "\"" + bad + "\"";
   }
-  return true;
+  return which->empty();
+}
+
+// Lines cut to `width`, at most `max_lines` of them from `from`.
+std::string Lines(std::string_view s, size_t from, size_t max_lines, size_t width = 240) {
+  std::string out;
+  size_t n = 0;
+  while (from < s.size() && n < max_lines) {
+    size_t eol = s.find('\n', from);
+    std::string_view line = s.substr(from, eol == std::string_view::npos ? std::string_view::npos : eol - from);
+    out += std::string(line.substr(0, width)) + (line.size() > width ? " [...]\n" : "\n");
+    ++n;
+    if (eol == std::string_view::npos) break;
+    from = eol + 1;
+  }
+  return out;
+}
+
+// The first report of each bad pattern (stack frames cut short) and the tail.
+std::string StderrExcerpt(const std::string& err) {
+  std::string out;
+  for (const char* bad : kBadStderr) {
+    size_t p = err.find(bad);
+    if (p == std::string::npos) continue;
+    size_t bol = err.rfind('\n', p);
+    out += "---- aigis stderr at the first \"" + std::string(bad) + "\" ----\n" +
+           Lines(err, bol == std::string::npos ? 0 : bol + 1, 40);
+  }
+  size_t tail = err.size() > 6000 ? err.find('\n', err.size() - 6000) : 0;
+  out += "---- aigis stderr (tail) ----\n" + Lines(err, tail == std::string::npos ? 0 : tail, 80) + "----";
+  return out;
 }
 
 // ---------------------------------------------------------------- test ----
@@ -2084,7 +2410,7 @@ TEST(Hostile, SurvivesGeneratedHostileInputs) {
   const uint64_t seed = EnvU64("AIGIS_HOSTILE_SEED", 0x41494749535f4831ULL);
   const std::optional<uint64_t> only =
       Env("AIGIS_HOSTILE_CASE") ? std::optional<uint64_t>(EnvU64("AIGIS_HOSTILE_CASE", 0)) : std::nullopt;
-  const uint64_t max_inputs = only ? 1 : EnvU64("AIGIS_HOSTILE_INPUTS", 12000);
+  const uint64_t max_inputs = only ? 1 : EnvU64("AIGIS_HOSTILE_INPUTS", 20000);
   const auto budget = std::chrono::seconds(EnvU64("AIGIS_HOSTILE_SECONDS", 200));
   const int threads = static_cast<int>(std::clamp<uint64_t>(EnvU64("AIGIS_HOSTILE_THREADS", 4), 1, 64));
 
@@ -2104,7 +2430,7 @@ TEST(Hostile, SurvivesGeneratedHostileInputs) {
   std::string error;
   ASSERT_TRUE(server.Start(bin, {"serve", "--config", cfg, "--ports-file", ports}, dir, out_log, err_log, &error))
       << error;
-  auto stderr_tail = [&] { return "---- aigis stderr (tail) ----\n" + Tail(ReadFile(err_log)) + "\n----"; };
+  auto stderr_tail = [&] { return StderrExcerpt(ReadFile(err_log)); };
 
   uint16_t proxy = 0, admin = 0;
   {
@@ -2122,11 +2448,16 @@ TEST(Hostile, SurvivesGeneratedHostileInputs) {
   Results results;
   std::mutex health_mu;
   uint64_t health_checks = 0;
+  bool death_reported = false;
+  auto report_death = [&](const char* when) {  // under health_mu
+    if (!death_reported) results.AddOther(std::string("aigis died (") + when + "): " + server.StatusText());
+    death_reported = true;
+  };
   auto health = [&](const char* when) -> bool {
     std::lock_guard lock(health_mu);
     ++health_checks;
     if (!server.Alive()) {
-      results.AddOther(std::string("aigis died (") + when + "): " + server.StatusText());
+      report_death(when);
       return false;
     }
     HttpResult h = HttpGet(admin, "/healthz");
@@ -2160,7 +2491,8 @@ TEST(Hostile, SurvivesGeneratedHostileInputs) {
       sent.fetch_add(1);
       results.Add(index, c, o);
       if (o.kind == Kind::kFail && o.err_no == ECONNREFUSED && !server.Alive()) {
-        results.AddOther("aigis died: " + server.StatusText());
+        std::lock_guard lock(health_mu);
+        report_death("connection refused");
         stop = true;
         return;
       }
@@ -2175,17 +2507,19 @@ TEST(Hostile, SurvivesGeneratedHostileInputs) {
   bool alive = health("after the last input");
   if (alive) {
     HttpResult m = HttpGet(admin, "/metrics");
-    if (m.kind != HttpResult::kResponse || m.status != 200) results.AddOther("GET /metrics on the admin port: " + Describe(m));
+    if (m.kind != HttpResult::kResponse || m.status != 200)
+      results.AddOther("GET /metrics on the admin port: " + Describe(m));
   }
   const bool stopped_in_time = server.Stop(30s);
   if (!stopped_in_time) results.AddOther("aigis did not exit within 30 s of SIGTERM (SIGKILLed)");
   const int st = server.raw_status();
   const bool clean_exit = stopped_in_time && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-  if (stopped_in_time && !clean_exit) results.AddOther("aigis ended with " + server.StatusText() + " (expected exit status 0)");
+  if (stopped_in_time && !clean_exit && !death_reported)
+    results.AddOther("aigis ended: " + server.StatusText() + " (expected exit status 0)");
   const std::string err_text = ReadFile(err_log);
   std::string which;
   const bool err_clean = StderrClean(err_text, &which);
-  if (!err_clean) results.AddOther("aigis stderr contains \"" + which + "\"");
+  if (!err_clean) results.AddOther("aigis stderr contains " + which);
 
   // Summary.
   std::printf("\n[hostile] %-16s %8s %8s %8s %8s %8s\n", "category", "inputs", "4xx", "closed", "2xx", "FAIL");
@@ -2194,7 +2528,8 @@ TEST(Hostile, SurvivesGeneratedHostileInputs) {
     const Tally& t = results.cat(i);
     std::printf("[hostile] %-16s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", kCatNames[i],
                 t.inputs, t.c4xx, t.closed, t.c2xx, t.fail);
-    total.inputs += t.inputs, total.c4xx += t.c4xx, total.closed += t.closed, total.c2xx += t.c2xx, total.fail += t.fail;
+    total.inputs += t.inputs, total.c4xx += t.c4xx, total.closed += t.closed, total.c2xx += t.c2xx,
+        total.fail += t.fail;
   }
   std::printf("[hostile] %-16s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", "TOTAL",
               total.inputs, total.c4xx, total.closed, total.c2xx, total.fail);
@@ -2214,9 +2549,17 @@ TEST(Hostile, SurvivesGeneratedHostileInputs) {
   const auto& fails = results.failures();
   if (!fails.empty()) {
     std::filesystem::create_directories(dir + "/failures");
-    std::printf("\n[hostile] %zu failing inputs (replay one with AIGIS_HOSTILE_CASE=<index> AIGIS_HOSTILE_SEED=0x%" PRIx64
-                "):\n",
-                fails.size(), seed);
+    std::printf(
+        "\n[hostile] %zu failing inputs (replay one with AIGIS_HOSTILE_CASE=<index> AIGIS_HOSTILE_SEED=0x%" PRIx64
+        "):\n",
+        fails.size(), seed);
+    std::map<std::string, size_t> reasons;
+    for (const auto& f : fails) {
+      std::string why = f.why.substr(0, std::min(f.why.find(": "), size_t{90}));
+      ++reasons[std::string(kCatNames[f.c.cat]) + "/" + f.c.sub + ": " + why];
+    }
+    std::printf("[hostile] failures by sub-case and reason:\n");
+    for (const auto& [k, n] : reasons) std::printf("[hostile]   %6zu  %s\n", n, k.c_str());
     size_t shown = 0;
     std::map<std::string, size_t> per_reason;
     for (const auto& f : fails) {
@@ -2239,7 +2582,7 @@ TEST(Hostile, SurvivesGeneratedHostileInputs) {
   EXPECT_TRUE(results.others().empty()) << "server-level failures (see above)";
   EXPECT_TRUE(stopped_in_time) << "aigis did not stop within 30 s of SIGTERM";
   EXPECT_TRUE(clean_exit) << "aigis: " << server.StatusText();
-  EXPECT_TRUE(err_clean) << "sanitizer report in aigis stderr: " << which;
+  EXPECT_TRUE(err_clean) << "sanitizer report or unhandled exception in aigis stderr: " << which;
   if (::testing::Test::HasFailure()) {
     std::printf("%s\n[hostile] kept %s for inspection\n", stderr_tail().c_str(), dir.c_str());
   } else {
