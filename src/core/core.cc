@@ -90,12 +90,16 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   return total;
 }
 
+namespace {
+// ASCII only, inline: std::tolower is a locale-aware call per byte, and this
+// runs for every header on every request.
+constexpr unsigned char AsciiLower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+}  // namespace
+
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
+    if (AsciiLower(static_cast<unsigned char>(a[i])) != AsciiLower(static_cast<unsigned char>(b[i]))) return false;
   }
   return true;
 }
@@ -104,7 +108,7 @@ bool StartsWith(std::string_view s, std::string_view prefix) { return s.substr(0
 
 std::string ToLowerAscii(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) c = static_cast<char>(AsciiLower(static_cast<unsigned char>(c)));
   return out;
 }
 

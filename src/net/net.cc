@@ -1,6 +1,5 @@
 // Headers, Endpoint, IoPool and the upstream HttpClient.
-#include "net/pch.h"
-#include "net/net.h"
+#include "net/internal.h"
 
 #include <boost/url/parse.hpp>
 
@@ -9,12 +8,6 @@
 
 namespace aigis::net {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 // ---------------------------------------------------------------- Headers --
 
@@ -207,7 +200,10 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
       std::unique_ptr<Conn> c = std::move(list.back());
       list.pop_back();
       if (stats) stats->idle_connections.fetch_sub(1, std::memory_order_relaxed);
-      if (now - c->idle_since < kMaxPooledIdle && c->LooksAlive()) {
+      // A connection released moments ago is almost never stale, and a stale
+      // one is retried anyway (Send): probe with a syscall only after 1 s idle.
+      auto idle_for = now - c->idle_since;
+      if (idle_for < kMaxPooledIdle && (idle_for < std::chrono::seconds(1) || c->LooksAlive())) {
         if (stats) stats->reused_connections.fetch_add(1, std::memory_order_relaxed);
         return c;
       }
@@ -379,19 +375,11 @@ Task<Result<std::unique_ptr<UpstreamResponse>>> HttpClient::Send(const Endpoint&
   const std::string& sni = o.server_name.empty() ? ep.host : o.server_name;
   std::string key = fmt::format("{}|{}|{}|{}|{}|{}", ep.tls, ep.host, ep.port, sni, o.ca_file, o.tls_verify);
 
-  http::request<http::string_body> hreq;
-  http::verb verb = http::string_to_verb(req.method);
-  if (verb == http::verb::unknown) hreq.method_string(req.method);
-  else hreq.method(verb);
-  hreq.target(req.target);
-  hreq.version(11);
   bool default_port = ep.port == (ep.tls ? 443 : 80);
   std::string host = ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host;
-  hreq.set(http::field::host, default_port ? host : fmt::format("{}:{}", host, ep.port));
-  for (const auto& h : req.headers) hreq.insert(h.name, h.value);
-  hreq.body() = std::move(req.body);
-  hreq.keep_alive(true);
-  hreq.prepare_payload();
+  if (!default_port) host += ":" + std::to_string(ep.port);
+  const std::string head = RequestHead(req.method, req.target, host, req.headers, req.body.size());
+  const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(req.body)};
 
   // A pooled connection may have been closed by the upstream just as we
   // picked it; such a failure (before any response byte) is retried once on
@@ -417,7 +405,7 @@ Task<Result<std::unique_ptr<UpstreamResponse>>> HttpClient::Send(const Endpoint&
     }
     if (cancel) cancel->OnCancel([raw = c.get()] { raw->Abort(); });
     c->lowest().expires_after(o.response_timeout);
-    auto [wec, wn] = co_await OnStream(*c, [&](auto& s) { return http::async_write(s, hreq, kTuple); });
+    auto [wec, wn] = co_await OnStream(*c, [&](auto& s) { return asio::async_write(s, wire, kTuple); });
     if (wec) {
       unbind();
       if (cancel && cancel->cancelled()) co_return cancelled;

@@ -1,7 +1,6 @@
 // The HTTP/1.1 server: accept loop, one coroutine per connection, response
 // writer, graceful drain.
-#include "net/pch.h"
-#include "net/net.h"
+#include "net/internal.h"
 
 #include <cstring>
 #include <mutex>
@@ -9,13 +8,7 @@
 
 namespace aigis::net {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
 namespace {
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 // What Drain/CloseAll need to reach a connection: its executor and socket.
 // Touched only on that executor's thread, except `id` and `ex`.
@@ -66,35 +59,32 @@ class Writer final : public ResponseWriter {
   Task<Status> Send(Response r) override {
     if (started_) co_return Internal("response already started");
     started_ = true;
-    http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
-    for (const auto& h : r.headers) res.insert(h.name, h.value);
-    res.body() = std::move(r.body);
-    res.keep_alive(keep_alive_);
-    res.prepare_payload();
-    if (head_) res.body().clear();  // HEAD: the headers of the GET, no body (RFC 9110 §9.3.2)
+    std::string head = ResponseHead(r.status, r.headers, keep_alive_, r.body.size());
+    // HEAD: the headers of the GET, no body (RFC 9110 §9.3.2).
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(r.body.data(), head_ ? 0 : r.body.size())};
     Lowest(s_).expires_after(write_timeout_);
-    auto [ec, n] = co_await http::async_write(s_, res, kTuple);
+    auto [ec, n] = co_await asio::async_write(s_, bufs, kTuple);
     co_return Done(ec, true);
   }
 
   Task<Status> Start(int status, Headers headers) override {
     if (started_) co_return Internal("response already started");
     started_ = true;
-    http::response<http::empty_body> res{static_cast<http::status>(status), 11};
-    for (const auto& h : headers) res.insert(h.name, h.value);
-    res.keep_alive(keep_alive_);
-    res.chunked(true);
-    http::response_serializer<http::empty_body> sr{res};
+    std::string head = ResponseHead(status, headers, keep_alive_, std::nullopt);
     Lowest(s_).expires_after(write_timeout_);
-    auto [ec, n] = co_await http::async_write_header(s_, sr, kTuple);
+    auto [ec, n] = co_await asio::async_write(s_, asio::buffer(head), kTuple);
     co_return Done(ec, false);
   }
 
   Task<Status> Write(std::string_view data) override {
     if (failed_) co_return Status(Code::kCancelled, "client went away");
     if (data.empty() || head_) co_return Status::Ok();
+    char size_line[24];
+    int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
+    std::array<asio::const_buffer, 3> bufs{asio::buffer(size_line, static_cast<size_t>(len)),
+                                           asio::buffer(data.data(), data.size()), asio::buffer("\r\n", 2)};
     Lowest(s_).expires_after(write_timeout_);
-    auto [ec, n] = co_await asio::async_write(s_, http::make_chunk(asio::const_buffer(data.data(), data.size())), kTuple);
+    auto [ec, n] = co_await asio::async_write(s_, bufs, kTuple);
     co_return Done(ec, false);
   }
 
@@ -105,7 +95,7 @@ class Writer final : public ResponseWriter {
       co_return Status::Ok();
     }
     Lowest(s_).expires_after(write_timeout_);
-    auto [ec, n] = co_await asio::async_write(s_, http::make_chunk_last(), kTuple);
+    auto [ec, n] = co_await asio::async_write(s_, asio::buffer("0\r\n\r\n", 5), kTuple);
     co_return Done(ec, true);
   }
 
