@@ -6,14 +6,19 @@
 #
 # Both proxies get the same request (a small chat completion POST, chat.lua),
 # the same wrk connections/threads/duration, the same number of worker
-# threads, and the same core (taskset); wrk runs on the other core. Writes
-# bench/results/proxy.md and prints its tables. `make bench` runs this after
-# building build/aigis. Everything listens on 127.0.0.1 (ports picked at run
-# time), lives in a temp dir, and is stopped on exit.
+# threads, and the same core (taskset); wrk and the fake upstream share the
+# other core. Scenarios: throughput (-c32) and latency (-c1), plus RSS idle
+# and under load. When a goal is missed it also profiles aigis (perf
+# cpu-clock) and counts syscalls per request for both (strace -c). Writes
+# bench/results/proxy.md and prints its tables; about 90 s with the defaults.
+# `make bench` runs this after building the release binary. Everything
+# listens on 127.0.0.1 (ports picked at run time), lives in a temp dir, and
+# is stopped on exit.
 #
 # Knobs (environment):
 #   BENCH_DURATION=10       seconds of each measured high-concurrency run
-#   BENCH_LAT_DURATION=5    seconds of each low-concurrency (-c1) latency run
+#   BENCH_LAT_DURATION=3    seconds of each low-concurrency (-c1) latency run
+#   BENCH_LAT_ROUNDS=3      latency rounds, nginx and aigis alternating; medians are reported
 #   BENCH_WARMUP=2          seconds of warm-up per server before measuring
 #   BENCH_CONNECTIONS=32    wrk connections of the throughput scenario
 #   BENCH_WRK_THREADS=1     wrk threads of the throughput scenario
@@ -22,10 +27,11 @@
 #   BENCH_WRK_CPUS=1        cores for wrk
 #   BENCH_UPSTREAM_CPUS=1   cores for the fake upstream
 #   BENCH_DIRECT=1          also run wrk straight at the fake upstream (ceiling)
-#   BENCH_PROFILE=auto      perf-profile aigis: auto = when a goal is missed, 1 = always, 0 = never
+#   BENCH_PROFILE=auto      profile aigis + count syscalls: auto = when a goal is missed, 1 = always, 0 = never
 #   BENCH_PROFILE_DURATION=5
 #   BENCH_OUT=bench/results/proxy.md
 #   BENCH_WAIT_QUIET=0      wait up to this many seconds for the machine to be < 10% busy first
+#   BENCH_NOTES_FILE=       markdown appended to the report under "Notes on this run"
 #   BENCH_KEEP=0            1 keeps the temp dir (configs, logs, wrk output)
 #   AIGIS_BIN=build/aigis   (falls back to build/src/cli/aigis)
 set -euo pipefail
@@ -38,7 +44,8 @@ if [[ -z ${AIGIS_BIN:-} ]]; then  # build/aigis, or where CMake puts it by defau
   [[ -x $AIGIS_BIN ]] || AIGIS_BIN=$ROOT/build/src/cli/aigis
 fi
 BENCH_DURATION=${BENCH_DURATION:-10}
-BENCH_LAT_DURATION=${BENCH_LAT_DURATION:-5}
+BENCH_LAT_DURATION=${BENCH_LAT_DURATION:-3}
+BENCH_LAT_ROUNDS=${BENCH_LAT_ROUNDS:-3}
 BENCH_WARMUP=${BENCH_WARMUP:-2}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-32}
 BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-1}
@@ -56,16 +63,16 @@ GOAL_ADDED_P50=50   # aigis p50 - nginx p50 at -c1, at most (µs)
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
 
-for v in BENCH_DURATION BENCH_LAT_DURATION BENCH_WARMUP BENCH_CONNECTIONS BENCH_WRK_THREADS \
+for v in BENCH_DURATION BENCH_LAT_DURATION BENCH_LAT_ROUNDS BENCH_WARMUP BENCH_CONNECTIONS BENCH_WRK_THREADS \
          BENCH_THREADS BENCH_PROFILE_DURATION BENCH_WAIT_QUIET; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
-(( BENCH_DURATION >= 1 && BENCH_LAT_DURATION >= 1 && BENCH_CONNECTIONS >= 1 )) || die "durations and connections must be >= 1"
+(( BENCH_DURATION >= 1 && BENCH_LAT_DURATION >= 1 && BENCH_LAT_ROUNDS >= 1 && BENCH_CONNECTIONS >= 1 )) || die "durations and connections must be >= 1"
 (( BENCH_THREADS >= 1 )) || die "BENCH_THREADS must be >= 1"
 (( BENCH_WRK_THREADS >= 1 && BENCH_WRK_THREADS <= BENCH_CONNECTIONS )) || die "need 1 <= BENCH_WRK_THREADS <= BENCH_CONNECTIONS"
 
-for tool in nginx wrk curl taskset ss timeout; do
-  command -v "$tool" >/dev/null || die "'$tool' not found (Debian: apt-get install nginx-light wrk curl util-linux iproute2 coreutils)"
+for tool in nginx wrk curl taskset ss timeout pgrep getconf; do
+  command -v "$tool" >/dev/null || die "'$tool' not found (Debian: apt-get install nginx-light wrk curl util-linux iproute2 coreutils procps)"
 done
 [[ -x $AIGIS_BIN ]] || die "$AIGIS_BIN not found: build it first (make build)"
 
@@ -313,7 +320,9 @@ run_wrk() {  # run_wrk SCENARIO TARGET PORT THREADS CONNS SECONDS [record]
   n=${R[$sc.$tgt.requests]}
   R[$sc.$tgt.server_cpu]=$(calc "printf \"%.0f\", ($cu1 + $cs1 - $cu0 - $cs0) / $CLK_TCK * 1e9 * 100 / ($ns1 - $ns0)")
   R[$sc.$tgt.cpu_us_per_req]=$(calc "printf \"%.1f\", ($cu1 + $cs1 - $cu0 - $cs0) / $CLK_TCK * 1e6 / ($n > 0 ? $n : 1)")
-  R[$sc.$tgt.cpu_user_sys]=$(calc "printf \"%.1f / %.1f\", ($cu1 - $cu0) / $CLK_TCK * 1e6 / ($n > 0 ? $n : 1), ($cs1 - $cs0) / $CLK_TCK * 1e6 / ($n > 0 ? $n : 1)")
+  R[$sc.$tgt.user_us]=$(calc "printf \"%.1f\", ($cu1 - $cu0) / $CLK_TCK * 1e6 / ($n > 0 ? $n : 1)")
+  R[$sc.$tgt.sys_us]=$(calc "printf \"%.1f\", ($cs1 - $cs0) / $CLK_TCK * 1e6 / ($n > 0 ? $n : 1)")
+  R[$sc.$tgt.cpu_user_sys]="${R[$sc.$tgt.user_us]} / ${R[$sc.$tgt.sys_us]}"
   # Noise: what else kept the proxies' core busy (only meaningful when pinned
   # to one core; for the direct run that core is idle apart from noise).
   R[$sc.$tgt.other_cpu]=$(calc "o = ($b1 - $b0) * 100 / ($t1 - $t0 > 0 ? $t1 - $t0 : 1) - ($tgt == \"upstream\" ? 0 : ${R[$sc.$tgt.server_cpu]}); printf \"%.0f\", o < 0 ? 0 : o")
@@ -335,10 +344,33 @@ log "throughput: -t$BENCH_WRK_THREADS -c$BENCH_CONNECTIONS -d${BENCH_DURATION}s"
 (( BENCH_DIRECT )) && run_wrk $TP upstream "$UPSTREAM_PORT" "$BENCH_WRK_THREADS" "$BENCH_CONNECTIONS" "$BENCH_DURATION" rec
 run_wrk $TP nginx "$NGINX_PORT" "$BENCH_WRK_THREADS" "$BENCH_CONNECTIONS" "$BENCH_DURATION" rec
 run_wrk $TP aigis "$AIGIS_PORT" "$BENCH_WRK_THREADS" "$BENCH_CONNECTIONS" "$BENCH_DURATION" rec
-log "latency: -t1 -c1 -d${BENCH_LAT_DURATION}s"
-(( BENCH_DIRECT )) && run_wrk $LAT upstream "$UPSTREAM_PORT" 1 1 "$BENCH_LAT_DURATION" rec
-run_wrk $LAT nginx "$NGINX_PORT" 1 1 "$BENCH_LAT_DURATION" rec
-run_wrk $LAT aigis "$AIGIS_PORT" 1 1 "$BENCH_LAT_DURATION" rec
+# Low-concurrency latency is sensitive to whatever else the host does at that
+# moment, so nginx and aigis alternate over a few short rounds and each
+# figure is the median over the rounds (the rounds are listed in the report).
+log "latency: -t1 -c1 -d${BENCH_LAT_DURATION}s, $BENCH_LAT_ROUNDS rounds"
+(( BENCH_DIRECT )) && run_wrk lat1 upstream "$UPSTREAM_PORT" 1 1 "$BENCH_LAT_DURATION" rec
+for ((r = 1; r <= BENCH_LAT_ROUNDS; r++)); do
+  run_wrk "lat$r" nginx "$NGINX_PORT" 1 1 "$BENCH_LAT_DURATION" rec
+  run_wrk "lat$r" aigis "$AIGIS_PORT" 1 1 "$BENCH_LAT_DURATION" rec
+done
+median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+LAT_ROUNDS_TEXT=
+for tgt in upstream nginx aigis; do
+  [[ -n ${R[lat1.$tgt.rps]:-} ]] || continue
+  for k in requests rps p50_us p90_us p99_us max_us err_connect err_read err_write err_status err_timeout non2xx rss \
+           server_cpu cpu_us_per_req user_us sys_us wrk_cpu other_cpu; do
+    vals=()
+    for ((r = 1; r <= BENCH_LAT_ROUNDS; r++)); do [[ -n ${R[lat$r.$tgt.$k]:-} ]] && vals+=("${R[lat$r.$tgt.$k]}"); done
+    case $k in
+      requests | err_* | non2xx) R[$LAT.$tgt.$k]=$(( $(printf '%s+' "${vals[@]}")0 )) ;;
+      *) R[$LAT.$tgt.$k]=$(median "${vals[@]}") ;;
+    esac
+  done
+  R[$LAT.$tgt.cpu_user_sys]="${R[$LAT.$tgt.user_us]} / ${R[$LAT.$tgt.sys_us]}"
+done
+for ((r = 1; r <= BENCH_LAT_ROUNDS; r++)); do
+  LAT_ROUNDS_TEXT+="${LAT_ROUNDS_TEXT:+; }round $r: nginx ${R[lat$r.nginx.p50_us]}, aigis ${R[lat$r.aigis.p50_us]} (+$(( ${R[lat$r.aigis.p50_us]} - ${R[lat$r.nginx.p50_us]} )))"
+done
 
 AIGIS_ALIVE=yes
 kill -0 "$AIGIS_PID" 2>/dev/null || AIGIS_ALIVE=no
@@ -367,7 +399,7 @@ esac
 if (( want_profile )) && [[ $AIGIS_ALIVE == yes ]]; then
   if command -v perf >/dev/null && perf record -q -e cpu-clock -o "$WORK/perf-probe.data" -- true >/dev/null 2>&1; then
     log "profiling aigis with perf (cpu-clock, ${BENCH_PROFILE_DURATION}s at -c$BENCH_CONNECTIONS)"
-    perf record -q -e cpu-clock -F 4999 -p "$AIGIS_PID" -o "$WORK/perf.data" -- sleep "$((BENCH_PROFILE_DURATION + 1))" \
+    perf record -q -e cpu-clock -F 1999 -p "$AIGIS_PID" -o "$WORK/perf.data" -- sleep "$((BENCH_PROFILE_DURATION + 1))" \
       >"$WORK/perf-record.log" 2>&1 &
     PERF_PID=$!
     AUX_PIDS+=("$PERF_PID")
@@ -431,7 +463,9 @@ if [[ -n $PROFILE_TEXT ]] && command -v strace >/dev/null; then
           x = c["n", s] / (nn > 0 ? nn : 1); y = c["a", s] / (na > 0 ? na : 1)
           ex = e["n", s] / (nn > 0 ? nn : 1); ey = e["a", s] / (na > 0 ? na : 1)
           tn += x; ta += y
-          if (x >= 0.02 || y >= 0.02) printf "| %s | %.2f%s | %.2f%s |\n", s, x, ex >= 0.01 ? sprintf(" (%.2f failed)", ex) : "", y, ey >= 0.01 ? sprintf(" (%.2f failed)", ey) : ""
+          fx = (ex >= 0.01) ? sprintf(" (%.2f failed)", ex) : ""
+          fy = (ey >= 0.01) ? sprintf(" (%.2f failed)", ey) : ""
+          if (x >= 0.02 || y >= 0.02) printf("| %s | %.2f%s | %.2f%s |\n", s, x, fx, y, fy)
         }
         printf "| **total** | **%.2f** | **%.2f** |\n", tn, ta
       }' "$WORK/strace-nginx.txt" "$WORK/strace-aigis.txt" | sort -t'|' -k4 -rn)
@@ -473,9 +507,11 @@ TABLES=$(
   echo
   scenario_table $TP
   echo
-  echo "### Latency: wrk -t1 -c1 -d${BENCH_LAT_DURATION}s"
+  echo "### Latency: wrk -t1 -c1 -d${BENCH_LAT_DURATION}s, median of $BENCH_LAT_ROUNDS alternating rounds"
   echo
   scenario_table $LAT
+  echo
+  echo "p50 per round (µs): ${LAT_ROUNDS_TEXT//+-/-}"
   echo
   echo "### Memory (VmRSS; nginx = master + workers)"
   echo
@@ -494,6 +530,10 @@ TABLES=$(
   echo "Cross-check that does not depend on how busy the machine was: at -c$BENCH_CONNECTIONS nginx needs" \
        "${R[$TP.nginx.cpu_us_per_req]} CPU µs per request and aigis ${R[$TP.aigis.cpu_us_per_req]}, so with both CPU-bound on one core" \
        "aigis could reach about **$(calc "printf \"%.2f\", ${R[$TP.nginx.cpu_us_per_req]} / ${R[$TP.aigis.cpu_us_per_req]}")×** nginx's throughput."
+  echo "Of aigis's extra $(calc "printf \"%.1f\", ${R[$TP.aigis.cpu_us_per_req]} - ${R[$TP.nginx.cpu_us_per_req]}") CPU µs per request," \
+       "$(calc "printf \"%.1f\", ${R[$TP.aigis.user_us]} - ${R[$TP.nginx.user_us]}") µs are in user space" \
+       "(aigis ${R[$TP.aigis.user_us]} vs nginx ${R[$TP.nginx.user_us]}) and $(calc "printf \"%.1f\", ${R[$TP.aigis.sys_us]} - ${R[$TP.nginx.sys_us]}") µs in the kernel" \
+       "(${R[$TP.aigis.sys_us]} vs ${R[$TP.nginx.sys_us]})."
 )
 
 mkdir -p "$(dirname "$BENCH_OUT")"
@@ -521,16 +561,16 @@ mkdir -p "$(dirname "$BENCH_OUT")"
   fi
   [[ $AIGIS_ALIVE == yes ]] || echo "- **WARNING: aigis exited during the run**"
   NOISY=
-  for sc in $TP $LAT; do
+  for sc in $TP $(seq -f 'lat%.0f' 1 "$BENCH_LAT_ROUNDS"); do
     for tgt in nginx aigis; do
       (( ${R[$sc.$tgt.other_cpu]} > 10 )) && NOISY+="${NOISY:+, }$sc/$tgt ${R[$sc.$tgt.other_cpu]}%"
     done
   done
   if [[ -n $NOISY && $PINNED == 1 && $PROXY_CPUS != "$UPSTREAM_CPUS" ]]; then
-    echo "- **WARNING: other processes took CPU on the proxies' core during the runs (${NOISY# }): the throughput" \
-         "numbers are depressed by that; CPU µs/request is the more robust comparison. Rerun on a quiet machine.**"
+    echo "- **WARNING: other processes took CPU on the proxies' core during some runs (${NOISY# }): those runs'" \
+         "requests/s and latencies are disturbed; CPU µs/request is the more robust comparison. Rerun on a quiet machine.**"
   fi
-  if (( ${R[$TP.nginx.wrk_cpu]} >= 85 && ${R[$TP.nginx.server_cpu]} < 90 )); then
+  if (( ${R[$TP.nginx.wrk_cpu]} >= 85 && ${R[$TP.nginx.server_cpu]} < 90 && ${R[$TP.nginx.other_cpu]} <= 10 )); then
     echo "- **Note: during the nginx throughput run wrk's core (wrk + fake upstream) was ${R[$TP.nginx.wrk_cpu]}% busy while nginx" \
          "used ${R[$TP.nginx.server_cpu]}% of its core: the baseline was partly limited by the load generator, which flatters" \
          "the aigis/nginx throughput ratio (see the CPU-per-request cross-check below)**"
@@ -570,6 +610,9 @@ mkdir -p "$(dirname "$BENCH_OUT")"
     echo
     echo "\`perf record -e cpu-clock -F 4999 -p <aigis pid>\` during \`wrk -t$BENCH_WRK_THREADS -c$BENCH_CONNECTIONS -d${BENCH_PROFILE_DURATION}s\`"
     echo "(software clock sampling, no hardware counters needed); flat profile, self time:"
+    if (( ${R[profile.aigis.other_cpu]:-0} > 10 )); then
+      echo "**Other processes took ${R[profile.aigis.other_cpu]}% of aigis's core during the profile: the shares hold, the µs/req are inflated.**"
+    fi
     echo
     echo '```'
     echo "$PROFILE_TEXT"
@@ -585,6 +628,8 @@ mkdir -p "$(dirname "$BENCH_OUT")"
     echo "$SYSCALL_TEXT"
   fi
   if [[ -n ${BENCH_NOTES_FILE:-} && -s ${BENCH_NOTES_FILE:-} ]]; then
+    echo
+    echo "## Notes on this run"
     echo
     cat "$BENCH_NOTES_FILE"
   fi

@@ -175,23 +175,33 @@ bool ValidRequestId(std::string_view id) {
   return true;
 }
 
-std::string NewRequestId() {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) {
-    // Fall back to time + address entropy; ids need to be unique, not secret.
-    auto t = std::chrono::steady_clock::now().time_since_epoch().count();
-    std::memcpy(b, &t, sizeof t);
-    auto p = reinterpret_cast<uintptr_t>(&b);
-    std::memcpy(b + 8, &p, sizeof p);
+// Request ids must be unique and hard to guess, not secret keys. A per-worker
+// SplitMix64 stream seeded from the OS CSPRNG costs nothing per request,
+// where RAND_bytes costs a getpid() syscall (OpenSSL's fork check) each time.
+class RequestIdGenerator {
+ public:
+  RequestIdGenerator() {
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&state_), sizeof state_) != 1) {
+      state_ = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+               reinterpret_cast<uintptr_t>(this);
+    }
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s(32, '0');
-  for (size_t i = 0; i < sizeof b; ++i) {
-    s[2 * i] = kHex[b[i] >> 4];
-    s[2 * i + 1] = kHex[b[i] & 15];
+  std::string Next() {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string s(32, '0');
+    for (int half = 0; half < 2; ++half) {
+      uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+      z ^= z >> 31;
+      for (int i = 0; i < 16; ++i) s[static_cast<size_t>(half * 16 + i)] = kHex[(z >> (60 - 4 * i)) & 15];
+    }
+    return s;
   }
-  return s;
-}
+
+ private:
+  uint64_t state_ = 0;
+};
 
 // Headers a client sends that must not reach an upstream: the client's own
 // credentials (the gateway injects the provider's), framing, and encodings
@@ -246,6 +256,7 @@ struct Gateway::Impl {
         metrics(pool.size()),
         runtime(std::move(rt)) {
     for (int i = 0; i < pool.size(); ++i) clients.push_back(std::make_unique<net::HttpClient>(pool.context(i), &client_stats));
+    request_ids.resize(static_cast<size_t>(pool.size()));
   }
 
   std::shared_ptr<const Runtime> Snapshot() const { return runtime.load(std::memory_order_acquire); }
@@ -271,6 +282,7 @@ struct Gateway::Impl {
   net::IoPool pool;
   Metrics metrics;
   std::vector<std::unique_ptr<net::HttpClient>> clients;  // one per worker
+  std::vector<RequestIdGenerator> request_ids;            // one per worker
   std::atomic<std::shared_ptr<const Runtime>> runtime;
   std::shared_ptr<EventSink> events;
   bool events_enabled = true;  // false with log.access_log: off and no injected sink
@@ -311,7 +323,7 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
   ex.start = clock->Monotonic();
   ex.time = clock->Now();
   std::string_view rid = req.headers.Get("x-request-id");
-  ex.request_id = ValidRequestId(rid) ? std::string(rid) : NewRequestId();
+  ex.request_id = ValidRequestId(rid) ? std::string(rid) : request_ids[static_cast<size_t>(req.worker)].Next();
   ex.method = req.method;
   ex.path = std::string(req.path());
   ex.remote = req.remote;
