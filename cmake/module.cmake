@@ -25,6 +25,9 @@ function(aigis_module name)
   if(AIGIS_TESTS AND test_srcs)
     add_executable(aigis_${name}_test ${test_srcs})
     target_link_libraries(aigis_${name}_test PRIVATE aigis_${name} GTest::gtest GTest::gmock GTest::gtest_main)
+    if(M_ASIO AND TARGET aigis_pch)
+      target_precompile_headers(aigis_${name}_test REUSE_FROM aigis_pch)
+    endif()
     gtest_discover_tests(aigis_${name}_test
       PROPERTIES ENVIRONMENT "AIGIS_SHARED_DATA=${PROJECT_SOURCE_DIR}/../shared/data"
       DISCOVERY_TIMEOUT 30)
