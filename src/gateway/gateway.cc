@@ -57,18 +57,6 @@ struct Runtime {
   std::vector<UpstreamRt> upstreams;
   std::vector<RouteRt> routes;
   WallTime loaded_at;
-
-  // First route that serves the path and whose model patterns match, with at
-  // least one upstream able to speak the protocol.
-  const RouteRt* Match(std::string_view path, std::string_view model) const {
-    for (const auto& r : routes) {
-      if (!r.Serves(path)) continue;
-      for (const auto& pattern : r.cfg->models) {
-        if (GlobMatch(pattern, model)) return &r;
-      }
-    }
-    return nullptr;
-  }
 };
 
 bool Speaks(config::Provider provider, Protocol p) {
@@ -78,6 +66,21 @@ bool Speaks(config::Provider provider, Protocol p) {
     case config::Provider::kAnthropic: return p == Protocol::kAnthropic;
   }
   return false;
+}
+
+// First route that serves the path, whose model patterns match, and that has
+// at least one upstream able to speak the protocol.
+const RouteRt* MatchRoute(const Runtime& rt, std::string_view path, std::string_view model, Protocol protocol) {
+  for (const auto& r : rt.routes) {
+    if (!r.Serves(path)) continue;
+    bool speaks = false;
+    for (const auto* u : r.chain) speaks = speaks || Speaks(u->cfg->provider, protocol);
+    if (!speaks) continue;
+    for (const auto& pattern : r.cfg->models) {
+      if (GlobMatch(pattern, model)) return &r;
+    }
+  }
+  return nullptr;
 }
 
 Result<std::shared_ptr<const Runtime>> Compile(const config::Config& cfg, const Clock& clock) {
@@ -363,7 +366,7 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
       co_await SendError(ex, w, 400, "invalid_request", st.message());
       break;
     }
-    const RouteRt* route = rt->Match(ex.path, ex.upstream_model);
+    const RouteRt* route = MatchRoute(*rt, ex.path, ex.upstream_model, ex.protocol);
     if (!route) {
       co_await SendError(ex, w, 404, "model_not_found",
                          fmt::format("no route serves model '{}' on {}", ex.model, ex.path));

@@ -180,5 +180,31 @@ TEST_F(GatewayTest, ReloadSwapsConfigAndRejectsBadOnes) {
   EXPECT_EQ(gw_->config()->model_aliases.at("fast"), "echo-2");  // old one still serving
 }
 
+TEST(GatewayRouting, RouteWithoutAnUpstreamForTheProtocolIsNotAMatch) {
+  auto loaded = config::LoadString(R"(
+listeners: {proxy: {address: "127.0.0.1:0"}, admin: {address: "127.0.0.1:0"}}
+log: {access_log: "off"}
+upstreams:
+  - {name: oa, provider: openai, base_url: "http://127.0.0.1:1/v1"}
+routes:
+  - {name: only-openai, upstreams: [oa]}
+)", "t.yaml");
+  ASSERT_TRUE(loaded.config) << loaded.errors[0];
+  auto g = Gateway::Create(*loaded.config, {});
+  ASSERT_TRUE(g.ok());
+  auto ports = (*g)->Start();
+  ASSERT_TRUE(ports.ok());
+  std::string r = Post(ports->proxy, "/v1/messages",
+                       R"({"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_EQ(r.rfind("HTTP/1.1 404", 0), 0u) << r;
+  EXPECT_NE(r.find(R"({"type":"error","error":{"type":"not_found_error","message":"no route serves model 'claude' on /v1/messages"}})"),
+            std::string::npos) << r;
+  // The OpenAI endpoint does match; nothing listens upstream, so 502 in OpenAI's shape.
+  std::string o = Post(ports->proxy, "/v1/chat/completions", R"({"model":"gpt","messages":[]})");
+  EXPECT_EQ(o.rfind("HTTP/1.1 502", 0), 0u) << o;
+  EXPECT_NE(o.find(R"("code":"upstream_unavailable")"), std::string::npos) << o;
+  (*g)->Shutdown(std::chrono::milliseconds(500));
+}
+
 }  // namespace
 }  // namespace aigis::gateway
