@@ -14,7 +14,7 @@ import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 
-export const AIGIS_BIN = process.env.AIGIS_BIN || '/work/main/build-asan/src/cli/aigis';
+export const AIGIS_BIN = process.env.AIGIS_BIN || new URL('../../build-asan/aigis', import.meta.url).pathname;
 
 // Keys the tests configure: the client must never see them, the upstream must.
 export const UPSTREAM_OPENAI_KEY = 'sk-upstream-openai-0123456789';

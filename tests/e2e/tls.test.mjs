@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import https from "node:https";
 
-const BIN = process.env.AIGIS_BIN ?? new URL("../../build-asan/src/cli/aigis", import.meta.url).pathname;
+const BIN = process.env.AIGIS_BIN ?? new URL("../../build-asan/aigis", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "aigis-tls-"));
 const cert = join(dir, "cert.pem"), key = join(dir, "key.pem");
 let upstream, upstreamPort, lastSni, lastAuth;
