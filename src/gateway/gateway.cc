@@ -513,12 +513,16 @@ Task<void> Gateway::Impl::Forward(Exchange& ex, const llm::RequestInfo& info, co
 
 Task<void> Gateway::Impl::Relay(Exchange& ex, const Runtime& rt, std::unique_ptr<net::UpstreamResponse> resp,
                                 net::ResponseWriter& w) {
+  bool sse = StartsWith(ToLowerAscii(resp->headers.Get("content-type")), "text/event-stream");
   net::Headers headers;
-  for (const auto& h : resp->headers) {
-    if (!net::IsHopByHop(h.name, resp->headers) && !DropResponseHeader(h.name)) headers.Add(h.name, h.value);
+  for (auto& h : resp->headers) {
+    // Safe to move while iterating: IsHopByHop reads the Connection header,
+    // which is itself hop-by-hop and so never moved.
+    if (!net::IsHopByHop(h.name, resp->headers) && !DropResponseHeader(h.name)) {
+      headers.Add(std::move(h.name), std::move(h.value));
+    }
   }
   headers.Add("X-Request-Id", ex.request_id);
-  bool sse = StartsWith(ToLowerAscii(resp->headers.Get("content-type")), "text/event-stream");
   bool ok_status = resp->status >= 200 && resp->status < 300;
 
   if (!sse) {

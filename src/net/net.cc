@@ -172,6 +172,14 @@ struct Conn {
   beast::flat_buffer buffer{64 * 1024};
   std::string key;
   MonoTime idle_since{};
+  // Body pieces are read into this; it lives as long as the connection, so
+  // pooled connections do not allocate it per request.
+  static constexpr size_t kBodyBufferSize = 16 * 1024;
+  char* BodyBuffer() {
+    if (!body_buffer) body_buffer = std::make_unique<char[]>(kBodyBufferSize);
+    return body_buffer.get();
+  }
+  std::unique_ptr<char[]> body_buffer;
 };
 
 template <typename F>
@@ -313,8 +321,9 @@ class PooledResponse final : public UpstreamResponse {
         conn_.reset();
         co_return std::string_view();
       }
-      parser_.get().body().data = buf_;
-      parser_.get().body().size = sizeof(buf_);
+      char* buf = conn_->BodyBuffer();
+      parser_.get().body().data = buf;
+      parser_.get().body().size = Conn::kBodyBufferSize;
       conn_->lowest().expires_after(options_.idle_timeout);
       auto [ec, n] = co_await OnStream(*conn_, [&](auto& s) { return http::async_read_some(s, conn_->buffer, parser_, kTuple); });
       if (ec == http::error::need_buffer) ec = {};
@@ -325,8 +334,8 @@ class PooledResponse final : public UpstreamResponse {
         if (ec == beast::error::timeout) co_return DeadlineExceeded("upstream stopped sending (idle timeout)");
         co_return Unavailable(fmt::format("upstream body read failed: {}", ec.message()));
       }
-      size_t got = sizeof(buf_) - parser_.get().body().size;
-      if (got) co_return std::string_view(buf_, got);
+      size_t got = Conn::kBodyBufferSize - parser_.get().body().size;
+      if (got) co_return std::string_view(buf, got);
     }
   }
 
@@ -341,7 +350,6 @@ class PooledResponse final : public UpstreamResponse {
   ClientOptions options_;
   Cancellation* cancel_;
   http::response_parser<http::buffer_body> parser_;
-  char buf_[16 * 1024];
 };
 
 }  // namespace

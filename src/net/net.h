@@ -52,6 +52,8 @@ class Headers {
   size_t size() const { return items_.size(); }
   std::vector<Header>::const_iterator begin() const { return items_.begin(); }
   std::vector<Header>::const_iterator end() const { return items_.end(); }
+  std::vector<Header>::iterator begin() { return items_.begin(); }  // to move values out
+  std::vector<Header>::iterator end() { return items_.end(); }
 
  private:
   std::vector<Header> items_;
