@@ -274,6 +274,13 @@ struct Gateway::Impl {
                        std::string_view message);
   Task<void> SendModels(Exchange& ex, const Runtime& rt, const net::Request& req, net::ResponseWriter& w);
   void Record(const Exchange& ex, int worker);
+  std::string RenderMetrics() const;
+  // True (and noted on the exchange) once the client has gone away.
+  static bool ClientLeft(Exchange& ex, net::ResponseWriter& w) {
+    if (!w.cancellation().cancelled()) return false;
+    ex.client_gone = true;
+    return true;
+  }
   bool RunStages(Exchange& ex, const std::vector<std::shared_ptr<Stage>>& stages, Decision& deny);
 
   GatewayOptions options;
@@ -479,11 +486,7 @@ Task<void> Gateway::Impl::Forward(Exchange& ex, const llm::RequestInfo& info, co
       ex.upstream_status = resp->status;
       outcome = resp->status >= 500 ? "status_5xx" : resp->status == 429 ? "status_429" : "ok";
     }
-    if (w.cancellation().cancelled()) {
-      // The client left: no fallback, no answer; the record says 499.
-      ex.client_gone = true;
-      co_return;
-    }
+    if (ClientLeft(ex, w)) co_return;  // no fallback, no answer; the record says 499
     metrics.ObserveUpstream(req.worker, up->cfg->name, outcome, Seconds(elapsed));
     if (!resp) {
       spdlog::warn("request {}: upstream '{}' failed: {}", ex.request_id, up->cfg->name, last.message());
@@ -527,10 +530,7 @@ Task<void> Gateway::Impl::Relay(Exchange& ex, const Runtime& rt, std::unique_ptr
 
   if (!sse) {
     auto body = co_await resp->ReadAll(rt.config.server.max_response_bytes);
-    if (w.cancellation().cancelled()) {
-      ex.client_gone = true;
-      co_return;
-    }
+    if (ClientLeft(ex, w)) co_return;
     if (!body.ok()) {
       int status = HttpStatusFor(body.status().code() == Code::kDeadlineExceeded ? Code::kDeadlineExceeded : Code::kUnavailable);
       co_await SendError(ex, w, status, "upstream_error", body.status().message());
@@ -566,10 +566,7 @@ Task<void> Gateway::Impl::Relay(Exchange& ex, const Runtime& rt, std::unique_ptr
   std::string deny_stage;
   for (;;) {
     auto piece = co_await resp->Read();
-    if (w.cancellation().cancelled()) {
-      ex.client_gone = true;
-      co_return;
-    }
+    if (ClientLeft(ex, w)) co_return;
     if (!piece.ok()) {
       // Upstream failed mid-stream: the status is sent already, so end the
       // stream with the protocol's error event.
@@ -676,6 +673,17 @@ void Gateway::Impl::Record(const Exchange& ex, int worker) {
   events->Emit(e);
 }
 
+std::string Gateway::Impl::RenderMetrics() const {
+  Metrics::Gauges g;
+  g.client_connections = proxy ? proxy->stats().open_connections.load() : 0;
+  g.upstream_open = client_stats.open_connections.load();
+  g.upstream_idle = client_stats.idle_connections.load();
+  g.upstream_reused = client_stats.reused_connections.load();
+  g.rejected_by_server = proxy ? proxy->stats().rejected_requests.load() : 0;
+  g.config_loaded_at = std::chrono::duration<double>(Snapshot()->loaded_at.time_since_epoch()).count();
+  return metrics.Render(g, options.version, options.commit);
+}
+
 Task<void> Gateway::Impl::HandleAdmin(net::Request& req, net::ResponseWriter& w) {
   net::Response r;
   std::string_view path = req.path();
@@ -689,14 +697,7 @@ Task<void> Gateway::Impl::HandleAdmin(net::Request& req, net::ResponseWriter& w)
     r.status = is_ready ? 200 : 503;
     r.body = is_ready ? "ready\n" : "not ready\n";
   } else if (path == "/metrics") {
-    Metrics::Gauges g;
-    g.client_connections = proxy ? proxy->stats().open_connections.load() : 0;
-    g.upstream_open = client_stats.open_connections.load();
-    g.upstream_idle = client_stats.idle_connections.load();
-    g.upstream_reused = client_stats.reused_connections.load();
-    g.rejected_by_server = proxy ? proxy->stats().rejected_requests.load() : 0;
-    g.config_loaded_at = std::chrono::duration<double>(Snapshot()->loaded_at.time_since_epoch()).count();
-    r.body = metrics.Render(g, options.version, options.commit);
+    r.body = RenderMetrics();
     r.headers.Add("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   } else {
     r.status = 404;
@@ -813,10 +814,7 @@ void Gateway::Shutdown(std::chrono::milliseconds deadline) {
   impl_->pool.Stop();
 }
 
-std::string Gateway::RenderMetrics() const {
-  Metrics::Gauges g;
-  return impl_->metrics.Render(g, impl_->options.version, impl_->options.commit);
-}
+std::string Gateway::RenderMetrics() const { return impl_->RenderMetrics(); }
 int64_t Gateway::inflight() const { return impl_->metrics.inflight.load(); }
 std::shared_ptr<const config::Config> Gateway::config() const {
   auto rt = impl_->Snapshot();

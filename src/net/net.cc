@@ -371,12 +371,6 @@ HttpClient::HttpClient(asio::io_context& context, ClientStats* stats)
     : impl_(std::make_shared<Impl>(context, stats)) {}
 HttpClient::~HttpClient() = default;
 
-size_t HttpClient::idle_connections() const {
-  size_t n = 0;
-  for (auto& [k, v] : impl_->idle) n += v.size();
-  return n;
-}
-
 Task<Result<std::unique_ptr<UpstreamResponse>>> HttpClient::Send(const Endpoint& ep, const ClientOptions& o,
                                                                   ClientRequest req, Cancellation* cancel) {
   auto self = impl_;

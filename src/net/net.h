@@ -237,9 +237,6 @@ class UpstreamResponse {
   Task<Result<std::string>> ReadAll(size_t max_bytes);
 };
 
-// Outcome classes a caller needs to pick a fallback and an error status.
-enum class UpstreamFailure { kNone, kConnect, kTimeout, kProtocol };
-
 // One per worker thread: not thread-safe; must be used from its context.
 class HttpClient {
  public:
@@ -252,7 +249,6 @@ class HttpClient {
   // connection.
   Task<Result<std::unique_ptr<UpstreamResponse>>> Send(const Endpoint& endpoint, const ClientOptions& options,
                                                        ClientRequest request, Cancellation* cancel = nullptr);
-  size_t idle_connections() const;
 
   struct Impl;  // public so that response objects can return connections to the pool
 
