@@ -148,6 +148,31 @@ class EventSink {
   virtual void Emit(const Event& event) = 0;
 };
 
+// HTTP header fields, in order, with case-insensitive lookup. Lives in core so
+// that stages (gateway.h) can read request headers without the net module.
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+class Headers {
+ public:
+  const std::string* Find(std::string_view name) const;
+  std::string_view Get(std::string_view name) const;  // "" if absent
+  void Add(std::string name, std::string value) { items_.push_back({std::move(name), std::move(value)}); }
+  void Set(std::string name, std::string value);  // replaces every existing value
+  void Remove(std::string_view name);
+  bool empty() const { return items_.empty(); }
+  size_t size() const { return items_.size(); }
+  std::vector<Header>::const_iterator begin() const { return items_.begin(); }
+  std::vector<Header>::const_iterator end() const { return items_.end(); }
+  std::vector<Header>::iterator begin() { return items_.begin(); }  // to move values out
+  std::vector<Header>::iterator end() { return items_.end(); }
+
+ private:
+  std::vector<Header> items_;
+};
+
 // ASCII-only helpers for protocol tokens (header names, schemes).
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 bool StartsWith(std::string_view s, std::string_view prefix);

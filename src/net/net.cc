@@ -11,27 +11,6 @@ namespace aigis::net {
 
 // ---------------------------------------------------------------- Headers --
 
-const std::string* Headers::Find(std::string_view name) const {
-  for (const auto& h : items_) {
-    if (EqualsIgnoreCase(h.name, name)) return &h.value;
-  }
-  return nullptr;
-}
-
-std::string_view Headers::Get(std::string_view name) const {
-  const std::string* v = Find(name);
-  return v ? std::string_view(*v) : std::string_view();
-}
-
-void Headers::Set(std::string name, std::string value) {
-  Remove(name);
-  items_.push_back({std::move(name), std::move(value)});
-}
-
-void Headers::Remove(std::string_view name) {
-  std::erase_if(items_, [&](const Header& h) { return EqualsIgnoreCase(h.name, name); });
-}
-
 bool IsHopByHop(std::string_view name, const Headers& message_headers) {
   static constexpr std::string_view kHop[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
                                               "te", "trailer", "upgrade", "proxy-authenticate",

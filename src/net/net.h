@@ -35,29 +35,8 @@ template <typename T>
 using Task = boost::asio::awaitable<T>;
 using std::chrono::milliseconds;
 
-struct Header {
-  std::string name;
-  std::string value;
-};
-
-// Ordered header list with case-insensitive lookup.
-class Headers {
- public:
-  const std::string* Find(std::string_view name) const;
-  std::string_view Get(std::string_view name) const;  // "" if absent
-  void Add(std::string name, std::string value) { items_.push_back({std::move(name), std::move(value)}); }
-  void Set(std::string name, std::string value);  // replaces every existing value
-  void Remove(std::string_view name);
-  bool empty() const { return items_.empty(); }
-  size_t size() const { return items_.size(); }
-  std::vector<Header>::const_iterator begin() const { return items_.begin(); }
-  std::vector<Header>::const_iterator end() const { return items_.end(); }
-  std::vector<Header>::iterator begin() { return items_.begin(); }  // to move values out
-  std::vector<Header>::iterator end() { return items_.end(); }
-
- private:
-  std::vector<Header> items_;
-};
+using aigis::Header;
+using aigis::Headers;
 
 // True for headers that describe one hop (RFC 9110 §7.6.1) plus any header
 // named in the message's Connection header: never forwarded.
