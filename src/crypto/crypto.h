@@ -75,7 +75,8 @@ class Key {
   Key& operator=(const Key&);
 
   // A fresh private key for `alg`: Ed25519, the algorithm's EC curve, RSA
-  // 2048 (RS*/PS*) or a 256-bit HMAC secret (HS*).
+  // 2048 (RS*/PS*) or an HMAC secret as long as the hash (HS*; RFC 7518
+  // §3.2). The key is pinned to `alg` (alg() == alg, exported in its JWK).
   static Result<Key> Generate(Alg alg);
   // One JWK (JSON object text). Public or private; "oct" needs "k". RSA
   // moduli under 2048 bits, unknown curves and inconsistent members are
@@ -87,8 +88,10 @@ class Key {
   bool empty() const;
   KeyType type() const;
   bool has_private() const;
-  // True if this key may be used with `alg`: the type and curve match, and
-  // the JWK's own alg/use/key_ops (if any) allow signing/verifying with it.
+  // True if this key may be used with `alg`: the type and curve match (HMAC:
+  // the secret is at least as long as the hash), and the JWK's own
+  // alg/use/key_ops (if any) allow signing or verifying with it. Sign and
+  // Verify check the same rules for their own operation ("sign"/"verify").
   bool Allows(Alg alg) const;
 
   const std::string& kid() const;
