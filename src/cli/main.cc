@@ -10,8 +10,12 @@
 #include <fstream>
 #include <pthread.h>
 
+#include "admin/admin.h"
 #include "config/config.h"
+#include "crypto/crypto.h"
 #include "gateway/gateway.h"
+#include "identity/identity.h"
+#include "store/store.h"
 
 namespace {
 
@@ -31,6 +35,10 @@ int CheckConfig(const std::string& path) {
     fmt::print(stderr, "{}: {} error{}\n", path, r.errors.size(), r.errors.size() == 1 ? "" : "s");
     return 1;
   }
+  if (auto k = identity::DecodeMasterKey(r.config->identity.master_key.Reveal()); !k.ok()) {
+    fmt::print(stderr, "{}:0: {}\n", path, k.status().message());
+    return 1;
+  }
   // Compiling catches what only the gateway knows (URLs, TLS files).
   gateway::GatewayOptions opts;
   opts.events = nullptr;
@@ -47,6 +55,77 @@ int CheckConfig(const std::string& path) {
 
 void SetLogLevel(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
+}
+
+identity::IdentityOptions IdentityOptionsFrom(const config::IdentityConfig& c) {
+  using std::chrono::duration_cast;
+  using std::chrono::seconds;
+  identity::IdentityOptions o;
+  o.issuer = c.issuer;
+  o.audience = c.audience;
+  o.master_key = c.master_key.Reveal();
+  o.signing_algorithm = c.signing_algorithm;
+  o.token_ttl = duration_cast<seconds>(c.token_ttl);
+  o.rotate_every = duration_cast<seconds>(c.rotate_every);
+  o.clock_skew = duration_cast<seconds>(c.clock_skew);
+  o.secret_grace = duration_cast<seconds>(c.secret_grace);
+  o.assertion_max_lifetime = duration_cast<seconds>(c.assertion_max_lifetime);
+  o.max_delegation_depth = c.max_delegation_depth;
+  for (const auto& t : c.trusted_issuers) {
+    identity::TrustedIssuer ti;
+    ti.name = t.name;
+    ti.issuer = t.issuer;
+    ti.jwks_url = t.jwks_url;
+    ti.audiences = t.audiences;
+    ti.algorithms = t.algorithms;
+    ti.clock_skew = duration_cast<seconds>(t.clock_skew);
+    ti.tenant = t.tenant;
+    ti.claims = {t.subject_claim, t.email_claim, t.groups_claim, t.scope_claim};
+    ti.default_scopes = t.default_scopes;
+    ti.refresh_interval = duration_cast<seconds>(t.refresh_interval);
+    ti.max_stale = duration_cast<seconds>(t.max_stale);
+    ti.min_refetch_interval = duration_cast<seconds>(t.min_refetch_interval);
+    o.trusted_issuers.push_back(std::move(ti));
+  }
+  return o;
+}
+
+// identity.bootstrap_agent: a demo agent and its API key on first start, so
+// that the first request works with authentication on.
+Status Bootstrap(identity::Identity& id, const config::BootstrapAgentConfig& b) {
+  if (id.GetAgent("default", b.id).ok()) {
+    if (std::filesystem::exists(b.api_key_file)) {
+      spdlog::info("agent '{}': its API key is in {}", b.id, b.api_key_file);
+    }
+    return {};
+  }
+  identity::AgentSpec spec;
+  spec.id = b.id;
+  spec.name = b.name;
+  spec.owner = "bootstrap";
+  spec.description = "created from identity.bootstrap_agent on first start";
+  spec.scopes = b.scopes;
+  ASSIGN_OR_RETURN(auto agent, id.CreateAgent(spec));
+  identity::ApiKeySpec ks;
+  ks.agent_id = agent.id;
+  ASSIGN_OR_RETURN(auto key, id.CreateApiKey(ks));
+  std::error_code ec;
+  if (auto parent = std::filesystem::path(b.api_key_file).parent_path(); !parent.empty()) {
+    std::filesystem::create_directories(parent, ec);
+  }
+  std::string tmp = b.api_key_file + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << key.api_key << "\n";
+    if (!f) return Internal("cannot write " + tmp);
+  }
+  std::filesystem::permissions(tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::replace, ec);
+  std::filesystem::rename(tmp, b.api_key_file, ec);
+  if (ec) return Internal("cannot write " + b.api_key_file + ": " + ec.message());
+  spdlog::warn("created agent '{}' with an API key, written to {} (mode 0600): {}", agent.id, b.api_key_file,
+               key.api_key);
+  return {};
 }
 
 int Serve(const std::string& config_path, const std::string& ports_file) {
@@ -79,20 +158,56 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
     spdlog::error("cannot create data_dir '{}': {}", cfg.data_dir, ec.message());
     return 2;
   }
+  bool token_created = false;
+  std::string token_path;
+  auto admin_token = admin::LoadAdminToken(cfg.data_dir, std::getenv("AIGIS_ADMIN_TOKEN"), &token_created, &token_path);
+  if (!admin_token.ok()) {
+    spdlog::error("admin token: {}", admin_token.status().message());
+    return 2;
+  }
+  if (token_created) spdlog::warn("AIGIS_ADMIN_TOKEN is not set: generated an admin token into {} (mode 0600)", token_path);
+  auto db = store::OpenSqlite({(std::filesystem::path(cfg.data_dir) / "aigis.db").string()});
+  if (!db.ok()) {
+    spdlog::error("store: {}", db.status().message());
+    return 2;
+  }
+  gateway::Gateway* gw_for_fetch = nullptr;
+  auto id_opts = IdentityOptionsFrom(cfg.identity);
+  id_opts.fetcher = [&gw_for_fetch](const std::string& url) -> Result<std::string> {
+    if (!gw_for_fetch) return Unavailable("gateway not started");
+    return gw_for_fetch->FetchBlocking(url, std::chrono::seconds(5));
+  };
+  auto ident = identity::Identity::Open(std::move(id_opts), **db);
+  if (!ident.ok()) {
+    spdlog::error("identity: {}", ident.status().message());
+    return 2;
+  }
+  std::shared_ptr<identity::Identity> id = std::move(ident).value();
+  if (cfg.identity.bootstrap_agent) {
+    if (Status st = Bootstrap(*id, *cfg.identity.bootstrap_agent); !st.ok()) {
+      spdlog::error("identity.bootstrap_agent: {}", st.message());
+      return 2;
+    }
+  }
   gateway::GatewayOptions opts;
   opts.version = kVersion;
   opts.commit = kCommit;
+  opts.identity = id;
   auto g = gateway::Gateway::Create(cfg, opts);
   if (!g.ok()) {
     spdlog::error("{}", g.status().message());
     return 2;
   }
   auto& gw = **g;
+  admin::Install(gw, id, admin::AdminOptions{*admin_token});
   auto ports = gw.Start();
   if (!ports.ok()) {
     spdlog::error("{}", ports.status().message());
     return 2;
   }
+  gw_for_fetch = &gw;
+  id->Start();
+  spdlog::info("OAuth issuer {}", id->issuer());
   spdlog::info("aigis {} ({}) proxy on {}://{}:{}, admin on http://{}:{}", kVersion, kCommit,
                cfg.proxy.tls ? "https" : "http", cfg.proxy.host, ports->proxy, cfg.admin.host, ports->admin);
   if (!ports_file.empty()) {
@@ -118,7 +233,12 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
     SetLogLevel(r.config->log.level);
     spdlog::info("config reloaded ({}) from {}", why, config_path);
   };
+  auto next_upkeep = std::chrono::steady_clock::now();
   for (;;) {
+    if (std::chrono::steady_clock::now() >= next_upkeep) {
+      id->Maintain();
+      next_upkeep = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    }
     auto interval = gw.config()->reload.interval;
     timespec ts{static_cast<time_t>(interval.count() / 1000), static_cast<long>((interval.count() % 1000) * 1'000'000)};
     int sig = sigtimedwait(&set, nullptr, &ts);
@@ -126,6 +246,8 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
       auto deadline = gw.config()->server.shutdown_timeout;
       spdlog::info("{} received: draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT", deadline.count());
       gw.Shutdown(deadline);
+      id->Stop();
+      id->Maintain();  // flush API key last-used times
       spdlog::info("stopped");
       return 0;
     }

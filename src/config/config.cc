@@ -252,7 +252,7 @@ void ParseUpstream(Reader& r, const YAML::Node& n, Config& cfg) {
   u.line = Reader::LineOf(n);
   if (!r.Map(n, "upstream", {"name", "provider", "base_url", "api_key", "headers", "anthropic_version",
                              "connect_timeout", "response_timeout", "idle_timeout", "max_idle_connections",
-                             "tls"})) {
+                             "tls", "send_principal"})) {
     return;
   }
   r.Str(n, "name", u.name, "upstream");
@@ -286,6 +286,7 @@ void ParseUpstream(Reader& r, const YAML::Node& n, Config& cfg) {
   r.Duration(n, "response_timeout", u.response_timeout, what);
   r.Duration(n, "idle_timeout", u.idle_timeout, what);
   r.Integer(n, "max_idle_connections", u.max_idle_connections, what, 0, 10'000);
+  r.Bool(n, "send_principal", u.send_principal, what);
   if (auto t = n["tls"]) {
     if (r.Map(t, what + ".tls", {"verify", "ca_file", "server_name"})) {
       r.Bool(t, "verify", u.tls.verify, what + ".tls");
@@ -304,7 +305,7 @@ void ParseUpstream(Reader& r, const YAML::Node& n, Config& cfg) {
 void ParseRoute(Reader& r, const YAML::Node& n, Config& cfg) {
   RouteConfig rt;
   rt.line = Reader::LineOf(n);
-  if (!r.Map(n, "route", {"name", "paths", "models", "upstreams"})) return;
+  if (!r.Map(n, "route", {"name", "paths", "models", "upstreams", "anonymous"})) return;
   r.Str(n, "name", rt.name, "route");
   if (rt.name.empty()) r.Error(n, "route needs a name");
   std::string what = fmt::format("route '{}'", rt.name);
@@ -324,6 +325,7 @@ void ParseRoute(Reader& r, const YAML::Node& n, Config& cfg) {
   if (auto m = n["models"]) rt.models = r.StringList(m, what + ".models");
   else rt.models = {"*"};
   if (auto u = n["upstreams"]) rt.upstreams = r.StringList(u, what + ".upstreams");
+  r.Bool(n, "anonymous", rt.anonymous, what);
   if (rt.upstreams.empty()) r.Error(n, fmt::format("{} needs at least one upstream", what));
   for (const auto& name : rt.upstreams) {
     if (!cfg.FindUpstream(name)) {
@@ -338,6 +340,101 @@ void ParseRoute(Reader& r, const YAML::Node& n, Config& cfg) {
   cfg.routes.push_back(std::move(rt));
 }
 
+void ParseTrustedIssuer(Reader& r, const YAML::Node& n, IdentityConfig& id) {
+  TrustedIssuerConfig t;
+  t.line = Reader::LineOf(n);
+  if (!r.Map(n, "trusted issuer", {"name", "issuer", "jwks_url", "audiences", "algorithms", "clock_skew", "tenant",
+                                   "claims", "default_scopes", "refresh_interval", "max_stale",
+                                   "min_refetch_interval"})) {
+    return;
+  }
+  r.Str(n, "name", t.name, "trusted issuer");
+  std::string what = fmt::format("identity.trusted_issuers '{}'", t.name);
+  if (t.name.empty()) r.Error(n, "a trusted issuer needs a name");
+  r.Str(n, "issuer", t.issuer, what);
+  r.Str(n, "jwks_url", t.jwks_url, what);
+  if (t.issuer.empty()) r.Error(n, what + " needs issuer (the exact iss of its tokens)");
+  if (!StartsWith(t.jwks_url, "https://") && !StartsWith(t.jwks_url, "http://")) {
+    r.Error(n, what + " needs jwks_url (http:// or https://)");
+  }
+  if (auto a = n["audiences"]) t.audiences = r.StringList(a, what + ".audiences");
+  if (t.audiences.empty()) r.Error(n, what + " needs audiences: the aud values aigis accepts from it");
+  if (auto a = n["algorithms"]) {
+    t.algorithms = r.StringList(a, what + ".algorithms");
+    static const std::set<std::string> kAsym{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                                             "ES256", "ES384", "ES512", "EdDSA"};
+    for (const auto& alg : t.algorithms) {
+      if (!kAsym.count(alg)) {
+        r.Error(a, fmt::format("{}: algorithm '{}' is not allowed (asymmetric JWS algorithms only; never none or HS*)",
+                               what, alg));
+      }
+    }
+  }
+  r.Duration(n, "clock_skew", t.clock_skew, what, milliseconds(0));
+  r.Str(n, "tenant", t.tenant, what);
+  if (auto c = n["claims"]) {
+    if (r.Map(c, what + ".claims", {"subject", "email", "groups", "scope"})) {
+      r.Str(c, "subject", t.subject_claim, what + ".claims");
+      r.Str(c, "email", t.email_claim, what + ".claims");
+      r.Str(c, "groups", t.groups_claim, what + ".claims");
+      r.Str(c, "scope", t.scope_claim, what + ".claims");
+    }
+  }
+  if (auto d = n["default_scopes"]) t.default_scopes = r.StringList(d, what + ".default_scopes");
+  r.Duration(n, "refresh_interval", t.refresh_interval, what, milliseconds(1000));
+  r.Duration(n, "max_stale", t.max_stale, what, milliseconds(0));
+  r.Duration(n, "min_refetch_interval", t.min_refetch_interval, what, milliseconds(0));
+  for (const auto& other : id.trusted_issuers) {
+    if (other.issuer == t.issuer && !t.issuer.empty()) {
+      r.Error(n, fmt::format("issuer '{}' is trusted twice (first at line {})", t.issuer, other.line));
+    }
+  }
+  id.trusted_issuers.push_back(std::move(t));
+}
+
+void ParseIdentity(Reader& r, const YAML::Node& n, IdentityConfig& id) {
+  if (!r.Map(n, "identity", {"issuer", "audience", "master_key", "signing_algorithm", "token_ttl", "rotate_every",
+                             "clock_skew", "secret_grace", "assertion_max_lifetime", "max_delegation_depth",
+                             "strip_headers", "principal_header_ttl", "trusted_issuers", "bootstrap_agent"})) {
+    return;
+  }
+  r.Str(n, "issuer", id.issuer, "identity");
+  if (!id.issuer.empty() && !StartsWith(id.issuer, "https://") && !StartsWith(id.issuer, "http://")) {
+    r.Error(n["issuer"], "identity.issuer must be an http(s) URL");
+  }
+  while (!id.issuer.empty() && id.issuer.back() == '/') id.issuer.pop_back();
+  r.Str(n, "audience", id.audience, "identity");
+  r.SecretField(n, "master_key", id.master_key, "identity");
+  r.Str(n, "signing_algorithm", id.signing_algorithm, "identity");
+  if (id.signing_algorithm != "EdDSA" && id.signing_algorithm != "ES256" && id.signing_algorithm != "RS256") {
+    r.Error(n["signing_algorithm"], "identity.signing_algorithm must be EdDSA, ES256 or RS256");
+  }
+  r.Duration(n, "token_ttl", id.token_ttl, "identity", milliseconds(10'000));
+  r.Duration(n, "rotate_every", id.rotate_every, "identity", milliseconds(60'000));
+  r.Duration(n, "clock_skew", id.clock_skew, "identity", milliseconds(0));
+  r.Duration(n, "secret_grace", id.secret_grace, "identity", milliseconds(0));
+  r.Duration(n, "assertion_max_lifetime", id.assertion_max_lifetime, "identity", milliseconds(10'000));
+  r.Integer(n, "max_delegation_depth", id.max_delegation_depth, "identity", 1, 16);
+  if (auto s = n["strip_headers"]) id.strip_headers = r.StringList(s, "identity.strip_headers");
+  r.Duration(n, "principal_header_ttl", id.principal_header_ttl, "identity", milliseconds(1000));
+  if (auto t = n["trusted_issuers"]) {
+    if (!t.IsSequence()) r.Error(t, "identity.trusted_issuers must be a list");
+    else for (const auto& item : t) ParseTrustedIssuer(r, item, id);
+  }
+  if (auto b = n["bootstrap_agent"]) {
+    if (r.Map(b, "identity.bootstrap_agent", {"id", "name", "scopes", "api_key_file"})) {
+      BootstrapAgentConfig a;
+      r.Str(b, "id", a.id, "identity.bootstrap_agent");
+      r.Str(b, "name", a.name, "identity.bootstrap_agent");
+      if (auto s = b["scopes"]) a.scopes = r.StringList(s, "identity.bootstrap_agent.scopes");
+      r.Str(b, "api_key_file", a.api_key_file, "identity.bootstrap_agent");
+      if (a.id.empty() || a.api_key_file.empty()) r.Error(b, "identity.bootstrap_agent needs id and api_key_file");
+      if (a.name.empty()) a.name = a.id;
+      id.bootstrap_agent = std::move(a);
+    }
+  }
+}
+
 LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
   Config cfg;
   cfg.source = source;
@@ -345,7 +442,7 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
   if (root.IsNull()) {
     // An empty file means "all defaults".
   } else if (r.Map(root, "the top level", {"listeners", "server", "data_dir", "log", "reload", "upstreams",
-                                           "model_aliases", "routes"})) {
+                                           "model_aliases", "routes", "identity"})) {
     if (auto l = root["listeners"]) {
       if (r.Map(l, "listeners", {"proxy", "admin"})) {
         if (auto p = l["proxy"]) ParseListener(r, p, cfg.proxy, "listeners.proxy");
@@ -387,6 +484,7 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
         }
       }
     }
+    if (auto id = root["identity"]) ParseIdentity(r, id, cfg.identity);
     if (auto rt = root["routes"]) {
       declared_routes = true;
       if (!rt.IsSequence()) r.Error(rt, "routes must be a list");
@@ -399,6 +497,9 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
     cfg.routes = d.routes;
   } else if (!declared_routes) {
     r.ErrorAt(1, "upstreams are declared but no routes: add routes that send models to them");
+  }
+  if (cfg.identity.master_key.empty()) {
+    if (const char* v = std::getenv("AIGIS_MASTER_KEY")) cfg.identity.master_key = Secret(v);
   }
   if (cfg.proxy.host == cfg.admin.host && cfg.proxy.port == cfg.admin.port && cfg.proxy.port != 0) {
     r.ErrorAt(1, "listeners.proxy and listeners.admin must not use the same address");
@@ -498,6 +599,7 @@ Config Defaults() {
   route.models = {"*"};
   route.upstreams = {"echo"};
   c.routes.push_back(route);
+  if (const char* v = std::getenv("AIGIS_MASTER_KEY")) c.identity.master_key = Secret(v);
   return c;
 }
 

@@ -96,6 +96,7 @@ struct UpstreamConfig {
   milliseconds idle_timeout{120'000};       // between body bytes
   size_t max_idle_connections = 64;         // per I/O thread
   UpstreamTlsConfig tls;
+  bool send_principal = false;  // add X-Aigis-Principal (signed JWS of the caller)
   int line = 0;                             // where it was declared
 };
 
@@ -104,7 +105,54 @@ struct RouteConfig {
   std::vector<std::string> paths;      // default: every LLM endpoint
   std::vector<std::string> models;     // glob patterns; default ["*"]
   std::vector<std::string> upstreams;  // tried in order (fallback)
+  bool anonymous = false;  // callers without credentials are admitted (explicit opt-in)
   int line = 0;
+};
+
+struct TrustedIssuerConfig {
+  std::string name;
+  std::string issuer;     // exact "iss" of the IdP's tokens (required)
+  std::string jwks_url;   // required
+  std::vector<std::string> audiences;  // required: tokens must name one
+  std::vector<std::string> algorithms{"RS256", "ES256", "EdDSA"};
+  milliseconds clock_skew{60'000};
+  std::string tenant = "default";  // tenant of the users it vouches for
+  std::string subject_claim = "sub";
+  std::string email_claim = "email";
+  std::string groups_claim = "groups";
+  std::string scope_claim = "scope";
+  std::vector<std::string> default_scopes;  // when a token carries no scope
+  milliseconds refresh_interval{300'000};
+  milliseconds max_stale{3'600'000};  // keys served while the IdP is down
+  milliseconds min_refetch_interval{10'000};  // on unknown kid
+  int line = 0;
+};
+
+struct BootstrapAgentConfig {
+  std::string id;  // created on first start when it does not exist
+  std::string name;
+  std::vector<std::string> scopes;
+  std::string api_key_file;  // its API key is written here (mode 0600)
+};
+
+struct IdentityConfig {
+  std::string issuer;  // default: http(s)://<proxy listener address>
+  std::string audience = "aigis";
+  Secret master_key;   // default ${env:AIGIS_MASTER_KEY}; required
+  std::string signing_algorithm = "EdDSA";  // EdDSA | ES256 | RS256
+  milliseconds token_ttl{900'000};
+  milliseconds rotate_every{30LL * 24 * 3'600'000};
+  milliseconds clock_skew{60'000};
+  milliseconds secret_grace{24LL * 3'600'000};
+  milliseconds assertion_max_lifetime{300'000};
+  int max_delegation_depth = 3;
+  // Client-supplied identity headers removed before forwarding
+  // (case-insensitive globs).
+  std::vector<std::string> strip_headers{"X-Aigis-*", "X-Forwarded-User", "X-Forwarded-Email",
+                                         "X-Forwarded-Groups", "X-Auth-Request-*", "X-Remote-User"};
+  milliseconds principal_header_ttl{60'000};
+  std::vector<TrustedIssuerConfig> trusted_issuers;
+  std::optional<BootstrapAgentConfig> bootstrap_agent;
 };
 
 struct Config {
@@ -118,6 +166,7 @@ struct Config {
   std::vector<UpstreamConfig> upstreams;           // default: one "echo" upstream
   std::map<std::string, std::string> model_aliases;  // public name -> model sent upstream
   std::vector<RouteConfig> routes;                 // default: "*" -> echo
+  IdentityConfig identity;
 
   const UpstreamConfig* FindUpstream(std::string_view name) const;
 };

@@ -3,7 +3,10 @@
 #include "net/pch.h"
 #include "gateway/gateway.h"
 
+#include <boost/asio/thread_pool.hpp>
 #include <openssl/rand.h>
+
+#include <future>
 #include <spdlog/async.h>
 #include <spdlog/async_logger.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -18,6 +21,7 @@ namespace aigis::gateway {
 namespace asio = boost::asio;
 namespace json = boost::json;
 using net::Task;
+using identity::OAuthResponse;
 
 std::string_view EndpointName(Endpoint e) {
   switch (e) {
@@ -56,7 +60,18 @@ struct Runtime {
   config::Config config;
   std::vector<UpstreamRt> upstreams;
   std::vector<RouteRt> routes;
+  std::vector<std::string> strip_globs;  // identity.strip_headers, lower case
+  bool models_anonymous = false;         // every route admits anonymous callers
   WallTime loaded_at;
+
+  // Client-supplied identity headers never reach an upstream.
+  bool StripHeader(std::string_view name) const {
+    std::string lower = ToLowerAscii(name);
+    for (const auto& g : strip_globs) {
+      if (GlobMatch(g, lower)) return true;
+    }
+    return false;
+  }
 };
 
 bool Speaks(config::Provider provider, Protocol p) {
@@ -119,6 +134,9 @@ Result<std::shared_ptr<const Runtime>> Compile(const config::Config& cfg, const 
     if (rr.chain.empty()) return InvalidArgument(fmt::format("route '{}' has no upstream", r.name));
     rt->routes.push_back(std::move(rr));
   }
+  for (const auto& g : rt->config.identity.strip_headers) rt->strip_globs.push_back(ToLowerAscii(g));
+  rt->models_anonymous = !rt->routes.empty();
+  for (const auto& r : rt->routes) rt->models_anonymous = rt->models_anonymous && r.cfg->anonymous;
   return std::shared_ptr<const Runtime>(std::move(rt));
 }
 
@@ -247,6 +265,68 @@ class EchoResponse final : public net::UpstreamResponse {
 
 double Seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+// RFC 6750 §3: error_description is limited to printable ASCII without '"'
+// and '\\'.
+std::string ChallengeText(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 200)) {
+    if (c >= 0x20 && c <= 0x7e && c != '"' && c != '\\') out.push_back(c);
+  }
+  return out;
+}
+
+// The authenticate stage: bearer JWT (aigis or a trusted IdP) or API key
+// (Authorization: Bearer, or x-api-key as Anthropic clients send it).
+class AuthenticateStage final : public Stage {
+ public:
+  explicit AuthenticateStage(std::shared_ptr<identity::Identity> id) : id_(std::move(id)) {}
+  std::string_view name() const override { return "authenticate"; }
+
+  Decision OnRequest(Exchange& ex) override {
+    std::string_view auth = ex.request_headers ? ex.request_headers->Get("authorization") : std::string_view();
+    std::string_view key = ex.request_headers ? ex.request_headers->Get("x-api-key") : std::string_view();
+    std::string_view bearer;
+    if (!auth.empty()) {
+      if (auth.size() < 7 || !EqualsIgnoreCase(auth.substr(0, 7), "bearer ")) {
+        return Challenge("invalid_request", "the Authorization header must use the Bearer scheme");
+      }
+      bearer = TrimWhitespace(auth.substr(7));
+    }
+    if (bearer.empty() && key.empty()) {
+      if (ex.route_anonymous) return Decision::Continue();
+      return Challenge("", "authentication required: send 'Authorization: Bearer <access token or API key>' "
+                           "or 'x-api-key: <API key>'");
+    }
+    auto p = id_->Authenticate(bearer, key);
+    if (!p.ok()) return Challenge("invalid_token", p.status().message());
+    ex.principal = std::move(p).value();
+    ex.tenant = ex.principal.tenant;
+    return Decision::Continue();
+  }
+
+ private:
+  static Decision Challenge(std::string_view error, std::string_view message) {
+    Decision d = Decision::Deny(401, error.empty() ? "authentication_required" : std::string(error),
+                                std::string(message));
+    std::string value = "Bearer realm=\"aigis\"";
+    if (!error.empty()) {
+      value += fmt::format(", error=\"{}\", error_description=\"{}\"", error, ChallengeText(message));
+    }
+    d.headers.push_back({"WWW-Authenticate", std::move(value)});
+    return d;
+  }
+  std::shared_ptr<identity::Identity> id_;
+};
+
+struct Mount {
+  std::string path;  // exact, or a prefix when it ends with '/'
+  HttpHandler handler;
+  bool blocking = false;
+  bool Matches(std::string_view p) const {
+    return path.back() == '/' ? StartsWith(p, path) : p == path;
+  }
+};
+
 }  // namespace
 
 // -------------------------------------------------------------- Impl ------
@@ -271,7 +351,17 @@ struct Gateway::Impl {
   Task<void> Relay(Exchange& ex, const Runtime& rt, std::unique_ptr<net::UpstreamResponse> resp,
                    net::ResponseWriter& w);
   Task<void> SendError(Exchange& ex, net::ResponseWriter& w, int status, std::string_view code,
-                       std::string_view message);
+                       std::string_view message, const std::vector<Header>* extra = nullptr);
+  Task<void> SendDeny(Exchange& ex, net::ResponseWriter& w, const Decision& d) {
+    return SendError(ex, w, d.status, d.code, d.reason, &d.headers);
+  }
+  const Mount* FindMount(Listener l, std::string_view path) const {
+    for (const auto& m : mounts[static_cast<size_t>(l)]) {
+      if (m.Matches(path)) return &m;
+    }
+    return nullptr;
+  }
+  Task<void> Serve(const Mount& m, net::Request& req, net::ResponseWriter& w);
   Task<void> SendModels(Exchange& ex, const Runtime& rt, const net::Request& req, net::ResponseWriter& w);
   void Record(const Exchange& ex, int worker);
   std::string RenderMetrics() const;
@@ -301,7 +391,43 @@ struct Gateway::Impl {
 
   std::array<std::vector<std::shared_ptr<Stage>>, 4> stages;  // by Phase
   std::vector<std::shared_ptr<ResponseStage>> response_stages;
+  std::array<std::vector<Mount>, 2> mounts;  // by Listener
+  // Handlers that block (store writes) run here, never on an I/O thread.
+  asio::thread_pool blocking{2};
 };
+
+Task<void> Gateway::Impl::Serve(const Mount& m, net::Request& req, net::ResponseWriter& w) {
+  HttpResponse resp;
+  if (!req.body_status.ok()) {
+    resp.status = HttpStatusFor(req.body_status.code());
+    resp.body = json::serialize(json::object{
+        {"error", json::object{{"code", CodeName(req.body_status.code())}, {"message", req.body_status.message()}}}});
+  } else {
+    HttpRequest hr{req.method, req.path(), req.query(), &req.headers, req.body, req.remote};
+    auto run = [&]() {
+      try {
+        resp = m.handler(hr);
+      } catch (const std::exception& e) {
+        spdlog::error("handler for {} threw: {}", m.path, e.what());
+        resp = HttpResponse{500, {}, R"({"error":{"code":"internal","message":"internal error"}})"};
+      }
+    };
+    if (m.blocking) {
+      co_await asio::co_spawn(blocking.get_executor(), [&]() -> Task<void> {
+        run();
+        co_return;
+      }, asio::use_awaitable);
+    } else {
+      run();
+    }
+  }
+  net::Response r;
+  r.status = resp.status;
+  r.headers = std::move(resp.headers);
+  if (!r.headers.Find("content-type")) r.headers.Add("Content-Type", "application/json");
+  if (req.method != "HEAD") r.body = std::move(resp.body);
+  (void)co_await w.Send(std::move(r));
+}
 
 bool Gateway::Impl::RunStages(Exchange& ex, const std::vector<std::shared_ptr<Stage>>& list, Decision& deny) {
   for (const auto& s : list) {
@@ -316,17 +442,24 @@ bool Gateway::Impl::RunStages(Exchange& ex, const std::vector<std::shared_ptr<St
 }
 
 Task<void> Gateway::Impl::SendError(Exchange& ex, net::ResponseWriter& w, int status, std::string_view code,
-                                    std::string_view message) {
+                                    std::string_view message, const std::vector<Header>* extra) {
   ex.status = status;
   net::Response r;
   r.status = status;
   r.headers.Add("Content-Type", "application/json");
   r.headers.Add("X-Request-Id", ex.request_id);
+  if (extra) {
+    for (const auto& h : *extra) r.headers.Add(h.name, h.value);
+  }
   r.body = llm::ErrorBody(ex.protocol, status, code, message);
   if (!(co_await w.Send(std::move(r))).ok()) ex.client_gone = true;
 }
 
 Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w) {
+  if (const Mount* m = FindMount(Listener::kProxy, req.path())) {
+    co_await Serve(*m, req, w);
+    co_return;
+  }
   metrics.inflight.fetch_add(1, std::memory_order_relaxed);
   auto rt = Snapshot();  // this exchange's config, whatever reloads happen meanwhile
   Exchange ex;
@@ -338,6 +471,7 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
   ex.path = std::string(req.path());
   ex.remote = req.remote;
   ex.raw_body = req.body;
+  ex.request_headers = &req.headers;
 
   do {
     auto match = llm::Classify(req.method, req.path());
@@ -361,9 +495,10 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
     }
     Decision deny;
     if (ex.endpoint == Endpoint::kModels) {
+      ex.route_anonymous = rt->models_anonymous;
       bool ok = true;
       for (size_t p = 0; ok && p < stages.size(); ++p) ok = RunStages(ex, stages[p], deny);
-      if (!ok) co_await SendError(ex, w, deny.status, deny.code, deny.reason);
+      if (!ok) co_await SendDeny(ex, w, deny);
       else co_await SendModels(ex, *rt, req, w);
       break;
     }
@@ -380,11 +515,12 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
       break;
     }
     ex.route = route->cfg->name;
+    ex.route_anonymous = route->cfg->anonymous;
     // authenticate -> authorize -> admit -> screen request
     bool ok = true;
     for (size_t p = 0; ok && p < stages.size(); ++p) ok = RunStages(ex, stages[p], deny);
     if (!ok) {
-      co_await SendError(ex, w, deny.status, deny.code, deny.reason);
+      co_await SendDeny(ex, w, deny);
       break;
     }
     co_await Forward(ex, info, *route, *rt, req, std::move(forward_body), w);
@@ -458,7 +594,18 @@ Task<void> Gateway::Impl::Forward(Exchange& ex, const llm::RequestInfo& info, co
       creq.target = up->endpoint.base_path + std::string(suffix);
       if (!req.query().empty()) creq.target += "?" + std::string(req.query());
       for (const auto& h : req.headers) {
-        if (!net::IsHopByHop(h.name, req.headers) && !DropRequestHeader(h.name)) creq.headers.Add(h.name, h.value);
+        if (!net::IsHopByHop(h.name, req.headers) && !DropRequestHeader(h.name) && !rt.StripHeader(h.name)) {
+          creq.headers.Add(h.name, h.value);
+        }
+      }
+      if (up->cfg->send_principal && options.identity && ex.principal.kind != "anonymous") {
+        if (ex.principal_token.empty()) {
+          auto tok = options.identity->SignPrincipal(
+              ex.principal, std::chrono::duration_cast<std::chrono::seconds>(rt.config.identity.principal_header_ttl));
+          if (tok.ok()) ex.principal_token = std::move(*tok);
+          else spdlog::error("cannot sign the principal header: {}", tok.status().ToString());
+        }
+        if (!ex.principal_token.empty()) creq.headers.Set("X-Aigis-Principal", ex.principal_token);
       }
       const auto& key = up->cfg->api_key.Reveal();
       if (up->cfg->provider == config::Provider::kOpenAI) {
@@ -685,6 +832,10 @@ std::string Gateway::Impl::RenderMetrics() const {
 }
 
 Task<void> Gateway::Impl::HandleAdmin(net::Request& req, net::ResponseWriter& w) {
+  if (const Mount* m = FindMount(Listener::kAdmin, req.path())) {
+    co_await Serve(*m, req, w);
+    co_return;
+  }
   net::Response r;
   std::string_view path = req.path();
   if (req.method != "GET" && req.method != "HEAD") {
@@ -720,6 +871,9 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(const config::Config& cfg, Gate
   if (!rt.ok()) return rt.status();
   std::unique_ptr<Gateway> g(new Gateway());
   g->impl_ = std::make_unique<Impl>(std::move(options), std::move(rt).value(), cfg);
+  if (auto id = g->impl_->options.identity) {
+    g->impl_->stages[static_cast<size_t>(Phase::kAuthenticate)].push_back(std::make_shared<AuthenticateStage>(id));
+  }
   if (g->impl_->options.events) {
     g->impl_->events = g->impl_->options.events;
   } else if (cfg.log.access_log == "off") {
@@ -738,6 +892,42 @@ void Gateway::AddStage(Phase phase, std::shared_ptr<Stage> stage) {
 }
 void Gateway::AddResponseStage(std::shared_ptr<ResponseStage> stage) {
   impl_->response_stages.push_back(std::move(stage));
+}
+
+void Gateway::Handle(Listener listener, std::string path, HttpHandler handler, bool blocking) {
+  impl_->mounts[static_cast<size_t>(listener)].push_back({std::move(path), std::move(handler), blocking});
+}
+
+Result<std::string> Gateway::FetchBlocking(const std::string& url, std::chrono::milliseconds timeout) {
+  auto ep = net::Endpoint::Parse(url);
+  if (!ep.ok()) return InvalidArgument(fmt::format("{}: {}", url, ep.status().message()));
+  auto done = std::make_shared<std::promise<Result<std::string>>>();
+  auto fut = done->get_future();
+  Impl* impl = impl_.get();
+  asio::co_spawn(
+      impl->pool.context(0),
+      [impl, done, ep = *ep, url, timeout]() -> Task<void> {
+        net::ClientOptions o;
+        o.connect_timeout = o.response_timeout = o.idle_timeout = timeout;
+        o.max_idle_connections = 0;
+        net::ClientRequest r;
+        r.method = "GET";
+        r.target = ep.base_path.empty() ? "/" : ep.base_path;
+        r.headers.Add("Accept", "application/json");
+        auto resp = co_await impl->clients[0]->Send(ep, o, std::move(r));
+        if (!resp.ok()) {
+          done->set_value(resp.status());
+          co_return;
+        }
+        if ((*resp)->status != 200) {
+          done->set_value(Unavailable(fmt::format("GET {} answered {}", url, (*resp)->status)));
+          co_return;
+        }
+        done->set_value(co_await (*resp)->ReadAll(1 << 20));
+      },
+      asio::detached);
+  if (fut.wait_for(timeout * 4) != std::future_status::ready) return DeadlineExceeded("GET " + url + " timed out");
+  return fut.get();
 }
 
 Result<Ports> Gateway::Start() {
@@ -767,10 +957,51 @@ Result<Ports> Gateway::Start() {
   admin_opts.max_body_bytes = 1 << 20;
   impl_->admin = std::make_unique<net::Server>(impl_->pool, admin_opts,
                                                [impl](net::Request& r, net::ResponseWriter& w) { return impl->HandleAdmin(r, w); });
+  if (auto id = impl_->options.identity) {
+    auto oauth = [id](OAuthResponse (identity::Identity::*fn)(const identity::OAuthRequest&)) {
+      return [id, fn](const HttpRequest& r) {
+        identity::OAuthRequest o{std::string(r.method), std::string(r.headers->Get("authorization")),
+                                 std::string(r.headers->Get("content-type")), std::string(r.body)};
+        identity::OAuthResponse out = ((*id).*fn)(o);
+        HttpResponse h;
+        h.status = out.status;
+        for (auto& hd : out.headers) h.headers.Add(std::move(hd.name), std::move(hd.value));
+        h.body = std::move(out.body);
+        return h;
+      };
+    };
+    Handle(Listener::kProxy, "/oauth2/token", oauth(&identity::Identity::Token), false);
+    Handle(Listener::kProxy, "/oauth2/introspect", oauth(&identity::Identity::Introspect), false);
+    Handle(Listener::kProxy, "/oauth2/revoke", oauth(&identity::Identity::Revoke), true);
+    auto document = [](std::function<std::string()> body) {
+      return [body = std::move(body)](const HttpRequest& r) {
+        HttpResponse h;
+        if (r.method != "GET" && r.method != "HEAD") {
+          h.status = 405;
+          h.headers.Add("Allow", "GET, HEAD");
+          h.body = R"({"error":"invalid_request","error_description":"use GET"})";
+          return h;
+        }
+        h.headers.Add("Content-Type", "application/json");
+        h.headers.Add("Cache-Control", "public, max-age=300");
+        h.body = body();
+        return h;
+      };
+    };
+    Handle(Listener::kProxy, "/.well-known/jwks.json", document([id] { return id->JwksJson(); }), false);
+    Handle(Listener::kProxy, "/.well-known/oauth-authorization-server",
+           document([id] { return id->MetadataJson(); }), false);
+  }
   Ports ports;
   auto p = impl_->proxy->Listen();
   if (!p.ok()) return p.status();
   ports.proxy = *p;
+  if (impl_->options.identity && impl_->options.identity->issuer().empty()) {
+    // No issuer configured: the proxy listener's own URL, known only now
+    // (port 0), set before the first request can be served.
+    std::string host = cfg.proxy.host.find(':') != std::string::npos ? "[" + cfg.proxy.host + "]" : cfg.proxy.host;
+    impl_->options.identity->SetIssuer(fmt::format("{}://{}:{}", cfg.proxy.tls ? "https" : "http", host, ports.proxy));
+  }
   auto a = impl_->admin->Listen();
   if (!a.ok()) return a.status();
   ports.admin = *a;

@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,6 +25,7 @@
 
 #include "config/config.h"
 #include "core/core.h"
+#include "identity/identity.h"
 
 namespace aigis::gateway {
 
@@ -37,6 +39,7 @@ struct Decision {
   int status = 0;       // HTTP status for a deny
   std::string code;     // machine-readable, e.g. "prompt_injection"
   std::string reason;   // human-readable, shown to the caller
+  std::vector<Header> headers;  // sent with a deny (e.g. WWW-Authenticate)
 
   static Decision Continue() { return {}; }
   static Decision Deny(int status, std::string code, std::string reason) {
@@ -45,12 +48,8 @@ struct Decision {
   bool denied() const { return kind == Kind::kDeny; }
 };
 
-// Who is calling. Filled by the authenticate stage (identity issue); until
-// then every caller is anonymous.
-struct Principal {
-  std::string kind = "anonymous";  // anonymous | agent | user | service
-  std::string id;
-};
+// Who is calling: filled by the authenticate stage (anonymous until then).
+using identity::Principal;
 
 struct Usage {
   int64_t input_tokens = 0;
@@ -81,6 +80,7 @@ struct Exchange {
   std::string path;
   std::string remote;
   std::string_view raw_body;      // as received
+  const Headers* request_headers = nullptr;  // as received
   std::string model;              // as requested
   std::string upstream_model;     // after model_aliases
   bool stream = false;
@@ -90,7 +90,9 @@ struct Exchange {
 
   // Filled as the pipeline runs.
   Principal principal;
+  std::string principal_token;  // signed principal header for upstreams that ask
   std::string route;
+  bool route_anonymous = false;  // the route admits callers without credentials
   std::string upstream;
   int upstream_status = 0;
   int attempts = 0;
@@ -128,11 +130,31 @@ struct Ports {
   uint16_t admin = 0;
 };
 
+// A plain HTTP endpoint next to the LLM API (OAuth2, JWKS, admin REST).
+struct HttpRequest {
+  std::string_view method;
+  std::string_view path;
+  std::string_view query;  // after '?', "" if none
+  const Headers* headers = nullptr;
+  std::string_view body;
+  std::string_view remote;
+};
+struct HttpResponse {
+  int status = 200;
+  Headers headers;  // Content-Type defaults to application/json
+  std::string body;
+};
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+enum class Listener { kProxy, kAdmin };
+
 struct GatewayOptions {
   std::string version = "dev";
   std::string commit = "unknown";
   const Clock* clock = nullptr;     // default: system clock
   std::shared_ptr<EventSink> events;  // access events; default: per log.access_log
+  // When set: the authenticate stage runs first on every LLM request, and
+  // the proxy listener serves /oauth2/* and /.well-known/* from it.
+  std::shared_ptr<identity::Identity> identity;
 };
 
 class Gateway {
@@ -144,6 +166,13 @@ class Gateway {
   // Before Start(): appends a stage to a phase (stages run in the order added).
   void AddStage(Phase phase, std::shared_ptr<Stage> stage);
   void AddResponseStage(std::shared_ptr<ResponseStage> stage);
+  // Before Start(): serves `path` on a listener. A path ending in '/' is a
+  // prefix. `blocking` handlers (store writes) run on the gateway's blocking
+  // thread pool, never on an I/O thread.
+  void Handle(Listener listener, std::string path, HttpHandler handler, bool blocking);
+  // Fetches a URL with the gateway's HTTP client (GET, bounded time and
+  // size). Blocks the calling thread: never call it from an I/O thread.
+  Result<std::string> FetchBlocking(const std::string& url, std::chrono::milliseconds timeout);
 
   // Starts the I/O threads and both listeners; returns the bound ports.
   Result<Ports> Start();
