@@ -8,6 +8,7 @@
 #include <array>
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
+#include <fmt/format.h>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -300,7 +301,7 @@ Result<boost::json::value> ParseStrictJson(std::string_view text, size_t max_byt
 Result<std::optional<std::string>> OptionalString(const boost::json::object& obj, std::string_view name) {
   const boost::json::value* v = obj.if_contains(boost::json::string_view(name.data(), name.size()));
   if (v == nullptr) return std::optional<std::string>();
-  if (!v->is_string()) return InvalidArgument(std::string("\"") + std::string(name) + "\" must be a string");
+  if (!v->is_string()) return InvalidArgument(fmt::format("\"{}\" must be a string", name));
   const boost::json::string& s = v->get_string();
   return std::optional<std::string>(std::string(s.data(), s.size()));
 }

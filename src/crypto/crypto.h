@@ -80,7 +80,9 @@ class Key {
   static Result<Key> Generate(Alg alg);
   // One JWK (JSON object text). Public or private; "oct" needs "k". RSA
   // moduli under 2048 bits, unknown curves and inconsistent members are
-  // rejected. Keeps "kid", "alg", "use" and "key_ops".
+  // rejected, as are an "alg" we do not implement or that does not fit the
+  // key, and HMAC secrets under 256 bits. Keeps "kid", "alg", "use" and
+  // "key_ops".
   static Result<Key> FromJwk(std::string_view json);
   // PKCS#8 private key or SubjectPublicKeyInfo public key, PEM.
   static Result<Key> FromPem(std::string_view pem);
@@ -120,7 +122,7 @@ class Key {
 // (unknown kty, "use":"enc", RSA < 2048 bits) are skipped, not fatal; a
 // document that is not a JSON object with a "keys" array is an error.
 Result<std::vector<Key>> ParseJwks(std::string_view json);
-// {"keys":[...]} of the public halves.
+// {"keys":[...]} of the public halves ("oct" keys, having none, are left out).
 std::string JwksJson(const std::vector<Key>& keys);
 
 // ------------------------------------------------------------------ JWS ----

@@ -19,6 +19,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <fmt/format.h>
 #include <memory>
 #include <string>
 #include <utility>
@@ -47,7 +48,7 @@ constexpr size_t kMinHmacKeyBytes = 32;
 struct Free {
   void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
   void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-  void operator()(BIGNUM* p) const { BN_free(p); }
+  void operator()(BIGNUM* p) const { BN_clear_free(p); }  // may hold private values
   void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
   void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
   void operator()(BIO* p) const { BIO_free(p); }
@@ -792,7 +793,7 @@ Result<std::string> Key::Thumbprint() const {
   std::string canonical = "{";
   for (const auto& [name, value] : members) {
     if (canonical.size() > 1) canonical.push_back(',');
-    canonical += "\"" + std::string(name) + "\":\"" + value + "\"";
+    canonical += fmt::format("\"{}\":\"{}\"", name, value);
   }
   canonical.push_back('}');
   return Base64UrlEncode(Sha256(canonical));
