@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <random>
 
 #include <fmt/format.h>
 
@@ -575,6 +576,54 @@ TEST_F(TrustedIdpTest, TokenExchangeBuildsTheActChain) {
   ASSERT_TRUE(trusting_->SuspendAgent("default", agent_.id).ok());
   EXPECT_FALSE(trusting_->Authenticate(token, "").ok());
   EXPECT_FALSE(trusting_->Authenticate(current, "").ok());
+}
+
+}  // namespace
+}  // namespace aigis::identity
+
+namespace aigis::identity {
+namespace {
+
+// Hostile input to every parser on the identity path: form bodies, Basic
+// headers, client assertions and bearer tokens. Nothing may crash, and
+// nothing malformed may authenticate.
+TEST_F(IdentityTest, HostileInputNeverAuthenticates) {
+  std::string token = Issue();
+  std::mt19937_64 rng(20261123);
+  auto mutate = [&](std::string s) {
+    int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits && !s.empty(); ++e) {
+      size_t at = rng() % s.size();
+      switch (rng() % 4) {
+        case 0: s[at] = static_cast<char>(rng() % 256); break;
+        case 1: s.erase(at, 1 + rng() % 8); break;
+        case 2: s.insert(at, std::string(1 + rng() % 3, "%.&=+_-aA\0\xff"[rng() % 12])); break;
+        case 3: s = s.substr(0, at); break;
+      }
+    }
+    return s;
+  };
+  std::string form = FormEncode({{"grant_type", "client_credentials"}, {"scope", "llm:chat"}});
+  std::string basic = Basic(secret_.client_id, secret_.client_secret);
+  int accepted_tokens = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string t = mutate(token);
+    auto p = id_->Authenticate(t, "");
+    if (p.ok()) {
+      ++accepted_tokens;  // only possible if the mutation was a no-op
+      EXPECT_EQ(t, token);
+    }
+    (void)id_->Authenticate("", mutate("aig_" + std::string(60, 'a')));
+    auto r = id_->Token({"POST", i % 2 ? mutate(basic) : basic, "application/x-www-form-urlencoded", mutate(form)});
+    EXPECT_TRUE(r.status == 200 || r.status == 400 || r.status == 401) << r.status;
+    std::string probe = mutate(token);
+    auto in = id_->Introspect({"POST", basic, "application/x-www-form-urlencoded", FormEncode({{"token", probe}})});
+    EXPECT_EQ(in.status, probe.empty() ? 400 : 200) << in.body;
+    if (in.body.find("\"active\":true") != std::string::npos) {
+      EXPECT_EQ(probe, token);
+    }
+  }
+  EXPECT_LT(accepted_tokens, 30);
 }
 
 }  // namespace

@@ -440,16 +440,14 @@ Result<AgentPage> Identity::ListAgents(const AgentQuery& q) {
 }
 
 namespace {
-// Writes the agent row and republishes it. Caller holds write_mu.
-Status SaveAgent(Identity::Impl& m, store::Session& s, const Agent& a, std::vector<crypto::Key> keys) {
+// Writes the agent row. Caller holds write_mu and publishes the change.
+Status SaveAgent(store::Session& s, const Agent& a) {
   ASSIGN_OR_RETURN(int64_t n, s.Exec("UPDATE agents SET name=?3, owner=?4, description=?5, scopes=?6, metadata=?7, "
                                      "jwks=?8, status=?9, updated_at=?10 WHERE tenant=?1 AND id=?2",
                                      {a.tenant, a.id, a.name, a.owner, a.description, JoinScopes(a.scopes),
                                       a.metadata, a.jwks, std::string(AgentStatusName(a.status)),
                                       ToUnix(a.updated_at)}));
   if (n != 1) return NotFound("agent vanished during the update");
-  (void)m;
-  (void)keys;
   return {};
 }
 }  // namespace
@@ -487,7 +485,7 @@ Result<Agent> Identity::UpdateAgent(std::string_view tenant, std::string_view id
     a.jwks = *p.jwks;
   }
   a.updated_at = FromUnix(ToUnix(m.now()));
-  RETURN_IF_ERROR(SaveAgent(m, *m.store, a, keys));
+  RETURN_IF_ERROR(SaveAgent(*m.store, a));
   RETURN_IF_ERROR(m.Mutate([&](Directory& dd) {
     auto ne = std::make_shared<AgentEntry>();
     ne->agent = a;
@@ -519,7 +517,7 @@ Result<Agent> SetStatus(Identity::Impl& m, std::string_view tenant, std::string_
   a.updated_at = FromUnix(ToUnix(m.now()));
   int64_t now_s = ToUnix(a.updated_at);
   RETURN_IF_ERROR(m.store->Transaction([&](store::Session& s) -> Status {
-    RETURN_IF_ERROR(SaveAgent(m, s, a, e->keys));
+    RETURN_IF_ERROR(SaveAgent(s, a));
     if (to == AgentStatus::kDecommissioned) {
       // Every credential dies with the agent; its tokens fail the status check.
       RETURN_IF_ERROR(s.Exec("UPDATE credentials SET revoked_at=?3 WHERE tenant=?1 AND subject=?2 AND "
