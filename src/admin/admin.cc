@@ -17,6 +17,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <optional>
+#include <utility>
 
 #include "crypto/crypto.h"
 
@@ -199,10 +200,10 @@ Result<Query> ParseQuery(std::string_view text) {
 Result<std::string> ResolveTenant(const HttpRequest& req, const Query& q) {
   const std::string* header = req.headers ? req.headers->Find("X-Aigis-Tenant") : nullptr;
   const std::string* param = q.Find("tenant");
-  if (header && param && *header != *param) {
+  std::string tenant = header ? std::string(TrimWhitespace(*header)) : param ? *param : "default";
+  if (header && param && tenant != *param) {
     return InvalidArgument("the X-Aigis-Tenant header and the tenant query parameter disagree");
   }
-  std::string tenant = header ? std::string(TrimWhitespace(*header)) : param ? *param : "default";
   if (tenant.empty() || tenant.size() > kMaxTenantChars || !IsCleanText(tenant)) {
     return InvalidArgument(fmt::format("tenant must be 1..{} characters of printable UTF-8", kMaxTenantChars));
   }
@@ -872,7 +873,14 @@ gateway::HttpResponse HandleAdmin(identity::Identity& id, const AdminOptions& op
     // Last resort: a bug, or allocation failure on a hostile body.
     spdlog::error("admin: {} {} failed: {}", Printable(req.method, 16), Printable(req.path, 128), e.what());
     return ErrorResponse(Internal("internal error"));
+  } catch (...) {
+    spdlog::error("admin: {} {} failed with an unknown exception", Printable(req.method, 16),
+                  Printable(req.path, 128));
+    return ErrorResponse(Internal("internal error"));
   }
 }
+
+#undef ADMIN_TRY
+#undef ADMIN_CHECK
 
 }  // namespace aigis::admin
