@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "admin/admin.h"
 #include "config/config.h"
@@ -123,8 +124,10 @@ Status Bootstrap(identity::Identity& id, const config::BootstrapAgentConfig& b) 
                                std::filesystem::perm_options::replace, ec);
   std::filesystem::rename(tmp, b.api_key_file, ec);
   if (ec) return Internal("cannot write " + b.api_key_file + ": " + ec.message());
-  spdlog::warn("created agent '{}' with an API key, written to {} (mode 0600): {}", agent.id, b.api_key_file,
-               key.api_key);
+  spdlog::warn("created agent '{}' with an API key, written to {} (mode 0600)", agent.id, b.api_key_file);
+  // The key itself goes only to a terminal (make run), never into a log
+  // file or a collector reading stderr.
+  if (isatty(STDERR_FILENO)) fmt::print(stderr, "\n  API key of agent '{}': {}\n\n", agent.id, key.api_key);
   return {};
 }
 

@@ -283,15 +283,37 @@ class AuthenticateStage final : public Stage {
   std::string_view name() const override { return "authenticate"; }
 
   Decision OnRequest(Exchange& ex) override {
-    std::string_view auth = ex.request_headers ? ex.request_headers->Get("authorization") : std::string_view();
-    std::string_view key = ex.request_headers ? ex.request_headers->Get("x-api-key") : std::string_view();
+    std::string_view auth, key;
+    int auth_count = 0, key_count = 0;
+    if (ex.request_headers) {
+      for (const auto& h : *ex.request_headers) {
+        if (EqualsIgnoreCase(h.name, "authorization")) {
+          auth = h.value;
+          ++auth_count;
+        } else if (EqualsIgnoreCase(h.name, "x-api-key")) {
+          key = h.value;
+          ++key_count;
+        }
+      }
+    }
+    // Two credentials of one kind: a proxy in front may read the other one,
+    // so neither is trusted.
+    if (auth_count > 1 || key_count > 1) {
+      return Challenge("invalid_request", "send one Authorization or x-api-key header, not several");
+    }
     std::string_view bearer;
-    if (!auth.empty()) {
-      if (auth.size() < 7 || !EqualsIgnoreCase(auth.substr(0, 7), "bearer ")) {
+    if (auth_count == 1) {
+      std::string_view scheme = auth.substr(0, auth.find(' '));
+      if (!EqualsIgnoreCase(scheme, "bearer")) {
         return Challenge("invalid_request", "the Authorization header must use the Bearer scheme");
       }
-      bearer = TrimWhitespace(auth.substr(7));
+      bearer = TrimWhitespace(auth.substr(scheme.size()));
+      if (bearer.empty()) return Challenge("invalid_request", "the Authorization header has an empty bearer token");
     }
+    if (key_count == 1 && TrimWhitespace(key).empty()) {
+      return Challenge("invalid_request", "the x-api-key header is empty");
+    }
+    key = TrimWhitespace(key);
     if (bearer.empty() && key.empty()) {
       if (ex.route_anonymous) return Decision::Continue();
       return Challenge("", "authentication required: send 'Authorization: Bearer <access token or API key>' "

@@ -97,7 +97,7 @@ routes:
     const ac = new AbortController();
     const r = await fetch(`${gw.openaiBaseURL}/chat/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: gw.auth({ 'content-type': 'application/json' }),
       body: JSON.stringify({ model: 'gpt-slow', stream: true, messages: [{ role: 'user', content: 'go' }] }),
       signal: ac.signal,
     });
@@ -169,7 +169,7 @@ routes:
       const ac = new AbortController();
       const pending = fetch(`${gw.proxyUrl}${path}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: gw.auth({ 'content-type': 'application/json' }),
         body: JSON.stringify(body),
         signal: ac.signal,
       }).then((r) => `status ${r.status}`, (e) => e.name);

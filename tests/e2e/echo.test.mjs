@@ -196,7 +196,7 @@ describe('echo provider', { timeout: 60_000 }, () => {
     }
     // The wire format really is base64 when asked for.
     const raw = await rawPost(`${gw.openaiBaseURL}/embeddings`,
-      JSON.stringify({ model: 'text-embedding-echo', input: 'alpha', encoding_format: 'base64' }));
+      JSON.stringify({ model: 'text-embedding-echo', input: 'alpha', encoding_format: 'base64' }), gw.auth());
     assert.equal(raw.status, 200);
     assert.equal(typeof raw.json.data[0].embedding, 'string');
     assert.equal(Buffer.from(raw.json.data[0].embedding, 'base64').length, 16 * 4);
@@ -289,33 +289,33 @@ describe('echo provider', { timeout: 60_000 }, () => {
   test('X-Request-Id: a valid client id is kept, an invalid one replaced', async () => {
     const body = JSON.stringify({ model: 'echo-1', messages: [{ role: 'user', content: 'id?' }] });
     const url = `${gw.openaiBaseURL}/chat/completions`;
-    const kept = await rawPost(url, body, { 'x-request-id': 'client-id_1.2:3' });
+    const kept = await rawPost(url, body, gw.auth({ 'x-request-id': 'client-id_1.2:3' }));
     assert.equal(kept.status, 200);
     assert.equal(kept.headers.get('x-request-id'), 'client-id_1.2:3');
 
-    const bad = await rawPost(url, body, { 'x-request-id': 'has spaces and {braces}' });
+    const bad = await rawPost(url, body, gw.auth({ 'x-request-id': 'has spaces and {braces}' }));
     assert.equal(bad.status, 200);
     assert.match(bad.headers.get('x-request-id') ?? '', /^[0-9a-f]{32}$/);
 
-    const long = await rawPost(url, body, { 'x-request-id': 'a'.repeat(200) });
+    const long = await rawPost(url, body, gw.auth({ 'x-request-id': 'a'.repeat(200) }));
     assert.match(long.headers.get('x-request-id') ?? '', /^[0-9a-f]{32}$/);
 
-    const a = await rawPost(url, body);
-    const b = await rawPost(url, body);
+    const a = await rawPost(url, body, gw.auth());
+    const b = await rawPost(url, body, gw.auth());
     assert.match(a.headers.get('x-request-id') ?? '', /^[0-9a-f]{32}$/);
     assert.notEqual(a.headers.get('x-request-id'), b.headers.get('x-request-id'));
 
     // Errors carry one too.
-    const err = await rawPost(url, '{not json', { 'x-request-id': 'err-id-1' });
+    const err = await rawPost(url, '{not json', gw.auth({ 'x-request-id': 'err-id-1' }));
     assert.equal(err.status, 400);
     assert.equal(err.headers.get('x-request-id'), 'err-id-1');
   });
 
   test('unknown path → 404 and wrong method → 405, in native shape', async () => {
-    const r = await rawPost(`${gw.proxyUrl}/v1/nope`, '{}');
+    const r = await rawPost(`${gw.proxyUrl}/v1/nope`, '{}', gw.auth());
     assert.equal(r.status, 404);
     assertOpenAIError(r.json);
-    const m = await fetch(`${gw.openaiBaseURL}/chat/completions`, { signal: AbortSignal.timeout(5000) });
+    const m = await fetch(`${gw.openaiBaseURL}/chat/completions`, { headers: gw.auth(), signal: AbortSignal.timeout(5000) });
     assert.equal(m.status, 405);
     assertOpenAIError(await m.json());
 
@@ -324,7 +324,7 @@ describe('echo provider', { timeout: 60_000 }, () => {
     assert.equal(e.status, 400);
     assertOpenAIError({ error: e.error });
 
-    const an400 = await rawPost(`${gw.proxyUrl}/v1/messages`, JSON.stringify({ model: 'claude-echo', max_tokens: 5 }));
+    const an400 = await rawPost(`${gw.proxyUrl}/v1/messages`, JSON.stringify({ model: 'claude-echo', max_tokens: 5 }), { 'x-api-key': gw.apiKey });
     assert.equal(an400.status, 400);
     assertAnthropicError(an400.json, { type: 'invalid_request_error' });
   });

@@ -111,7 +111,7 @@ routes:
     assert.ok(s instanceof OpenAI.APIError);
     assert.equal(s.status, 502);
 
-    const raw = await rawPost(`${gw.openaiBaseURL}/chat/completions`, JSON.stringify({ model: 'gpt-500', messages: [{ role: 'user', content: 'x' }] }));
+    const raw = await rawPost(`${gw.openaiBaseURL}/chat/completions`, JSON.stringify({ model: 'gpt-500', messages: [{ role: 'user', content: 'x' }] }), gw.auth());
     assert.equal(raw.status, 502);
     assert.match(raw.headers.get('content-type') ?? '', /application\/json/);
     assertOpenAIError(raw.json, { type: 'server_error' });
@@ -160,13 +160,13 @@ routes:
 
   test('malformed JSON → 400, both shapes', async () => {
     for (const body of ['{"model": "gpt-1", "messages": [', 'not json at all', '[1,2,3]', '']) {
-      const r = await rawPost(`${gw.openaiBaseURL}/chat/completions`, body);
+      const r = await rawPost(`${gw.openaiBaseURL}/chat/completions`, body, gw.auth());
       assert.equal(r.status, 400, `body ${JSON.stringify(body)}: ${r.text}`);
       assert.match(r.headers.get('content-type') ?? '', /application\/json/);
       assertOpenAIError(r.json, { type: 'invalid_request_error' });
       assert.ok(r.headers.get('x-request-id'));
     }
-    const a = await rawPost(`${gw.proxyUrl}/v1/messages`, '{"model": "claude", "messages": [}');
+    const a = await rawPost(`${gw.proxyUrl}/v1/messages`, '{"model": "claude", "messages": [}', { 'x-api-key': gw.apiKey });
     assert.equal(a.status, 400);
     assertAnthropicError(a.json, { type: 'invalid_request_error' });
     assert.equal(up.requests.filter((r) => r.json === null).length, 0, 'nothing malformed reached the upstream');
@@ -175,11 +175,11 @@ routes:
   test('oversize body → 413, both shapes (raw and through the SDKs)', async () => {
     const big = 'x'.repeat(8 * 1024);
     const before = up.requests.length;
-    const r = await rawPost(`${gw.openaiBaseURL}/chat/completions`, JSON.stringify({ model: 'gpt-1', messages: [{ role: 'user', content: big }] }));
+    const r = await rawPost(`${gw.openaiBaseURL}/chat/completions`, JSON.stringify({ model: 'gpt-1', messages: [{ role: 'user', content: big }] }), gw.auth());
     assert.equal(r.status, 413, r.text);
     assertOpenAIError(r.json);
 
-    const a = await rawPost(`${gw.proxyUrl}/v1/messages`, JSON.stringify({ model: 'claude-1', max_tokens: 5, messages: [{ role: 'user', content: big }] }));
+    const a = await rawPost(`${gw.proxyUrl}/v1/messages`, JSON.stringify({ model: 'claude-1', max_tokens: 5, messages: [{ role: 'user', content: big }] }), { 'x-api-key': gw.apiKey });
     assert.equal(a.status, 413, a.text);
     assertAnthropicError(a.json, { type: 'request_too_large' });
 
@@ -193,7 +193,7 @@ routes:
     assertAnthropicError(ae.error, { type: 'request_too_large' });
 
     // A much larger body (sent while aigis already answered) still gets the 413.
-    const huge = await rawPost(`${gw.openaiBaseURL}/chat/completions`, JSON.stringify({ model: 'gpt-1', input: 'y'.repeat(2 << 20) }));
+    const huge = await rawPost(`${gw.openaiBaseURL}/chat/completions`, JSON.stringify({ model: 'gpt-1', input: 'y'.repeat(2 << 20) }), gw.auth());
     assert.equal(huge.status, 413);
     assert.equal(up.requests.length, before, 'nothing oversize reached the upstream');
 

@@ -4,6 +4,7 @@
 // Every wait here is bounded in time; servers bind 127.0.0.1 only.
 import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
@@ -19,7 +20,23 @@ export const AIGIS_BIN = process.env.AIGIS_BIN || new URL('../../build-asan/aigi
 // Keys the tests configure: the client must never see them, the upstream must.
 export const UPSTREAM_OPENAI_KEY = 'sk-upstream-openai-0123456789';
 export const UPSTREAM_ANTHROPIC_KEY = 'sk-ant-upstream-0123456789';
+// A credential aigis does not know: a request carrying it is refused (401).
 export const CLIENT_KEY = 'sk-client-must-not-leak';
+
+// The agent every test config bootstraps (identity.bootstrap_agent): its API
+// key is written into the temp dir, and startAigis exposes it as gw.apiKey.
+export const E2E_AGENT = 'e2e-agent';
+export const E2E_AGENT_SCOPES = ['llm:chat', 'llm:embed', 'llm:models', 'tools:read'];
+export const API_KEY_FILE = 'e2e-agent.key';
+
+// Fresh secrets for one aigis run: a master key (base64 of 32 random bytes)
+// and an admin token (>= 32 characters).
+export function randomMasterKey() {
+  return crypto.randomBytes(32).toString('base64');
+}
+export function randomAdminToken() {
+  return crypto.randomBytes(32).toString('base64url');
+}
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -66,7 +83,11 @@ process.on('exit', () => {
 // The common part of every test config: both listeners on free ports, no
 // access log on stdout, data in the temp dir. `extra` is appended verbatim.
 // `server` adds keys under server: (e.g. {max_body_bytes: '2KiB'}).
-export function baseConfig(dir, extra = '', { threads = 2, watch = false, server = {} } = {}) {
+// `identity` adds YAML lines (unindented, e.g. 'token_ttl: 10s\nclock_skew: 0s')
+// under the identity: section, which always carries the master key (from
+// $AIGIS_MASTER_KEY) and the bootstrap agent; identity: false leaves the
+// section out entirely (then `extra` may bring its own).
+export function baseConfig(dir, extra = '', { threads = 2, watch = false, server = {}, identity = '' } = {}) {
   const serverLines = Object.entries({ threads, ...server }).map(([k, v]) => `  ${k}: ${v}`).join('\n');
   return `# written by tests/e2e
 listeners:
@@ -82,16 +103,92 @@ reload:
   watch: ${watch}
 server:
 ${serverLines}
+${identity === false ? '' : identitySection(dir, identity)}
 ${extra}`;
+}
+
+// The identity: section of baseConfig. `more` is YAML text whose lines go
+// under identity: (indented here).
+export function identitySection(dir, more = '') {
+  const extraLines = String(more || '').split('\n').filter((l) => l.trim() !== '').map((l) => `  ${l}`).join('\n');
+  return `identity:
+  master_key: \${env:AIGIS_MASTER_KEY}
+  bootstrap_agent:
+    id: ${E2E_AGENT}
+    name: e2e test agent
+    scopes: [${E2E_AGENT_SCOPES.join(', ')}]
+    api_key_file: ${JSON.stringify(path.join(dir, API_KEY_FILE))}
+${extraLines}
+`;
 }
 
 export async function makeTempDir() {
   return fsp.mkdtemp(path.join(os.tmpdir(), 'aigis-e2e-'));
 }
 
+// The environment aigis runs with: ours, plus a fresh AIGIS_MASTER_KEY and
+// AIGIS_ADMIN_TOKEN unless `env` sets them; a key set to undefined in `env`
+// is removed.
+function aigisEnv(env) {
+  const out = {
+    ...process.env,
+    ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0',
+    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1:halt_on_error=1',
+    AIGIS_MASTER_KEY: randomMasterKey(),
+    AIGIS_ADMIN_TOKEN: randomAdminToken(),
+    ...env,
+  };
+  for (const [k, v] of Object.entries(out)) if (v === undefined) delete out[k];
+  return out;
+}
+
+// Runs aigis on a config that must make it refuse to start: resolves with
+// {code, signal, stderr, stdout} once it exits (SIGKILL after timeoutMs, then
+// code is null and timedOut true).
+export async function runAigisExpectingExit(config, { timeoutMs = 15_000, env = {} } = {}) {
+  const dir = await makeTempDir();
+  try {
+    const configPath = path.join(dir, 'aigis.yaml');
+    await fsp.writeFile(configPath, typeof config === 'function' ? config(dir) : config);
+    const proc = spawn(AIGIS_BIN, ['serve', '--config', configPath, '--ports-file', path.join(dir, 'ports.json')], {
+      cwd: dir, env: aigisEnv(env), stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    live.add(proc);
+    let stderr = '';
+    let stdout = '';
+    proc.stderr.setEncoding('utf8');
+    proc.stdout.setEncoding('utf8');
+    proc.stderr.on('data', (d) => { stderr += d; });
+    proc.stdout.on('data', (d) => { stdout += d; });
+    const exited = new Promise((resolve) => {
+      proc.on('exit', (code, signal) => { live.delete(proc); resolve({ code, signal }); });
+      proc.on('error', (err) => { live.delete(proc); resolve({ code: -1, signal: null, error: err }); });
+    });
+    let e = await within(exited, timeoutMs);
+    let timedOut = false;
+    if (!e) {
+      timedOut = true;
+      proc.kill('SIGKILL');
+      e = (await within(exited, 5000)) ?? { code: null, signal: 'SIGKILL' };
+    }
+    // Let the pipes drain.
+    await sleep(50);
+    return { ...e, timedOut, stderr, stdout, portsWritten: fs.existsSync(path.join(dir, 'ports.json')) };
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
 // Starts aigis. `config` is the YAML text, or a function (dir) => text.
 // Resolves once the ports file exists; rejects (with aigis' stderr) if it
 // does not appear within timeoutMs or aigis exits first.
+// `env` adds to (or, with undefined values, removes from) the environment;
+// AIGIS_MASTER_KEY and AIGIS_ADMIN_TOKEN are fresh random values unless set
+// there. The gateway object carries:
+//   apiKey      the bootstrap agent's API key (null if the config has none)
+//   adminToken  the admin bearer token (env, or <data_dir>/admin.token)
+//   masterKey   the master key the run used (env)
+//   issuer      http://127.0.0.1:<proxy port>, the default OAuth issuer
 export async function startAigis(config, { timeoutMs = 20_000, env = {} } = {}) {
   if (!fs.existsSync(AIGIS_BIN)) {
     throw new Error(`aigis binary not found at ${AIGIS_BIN} (set AIGIS_BIN)`);
@@ -102,14 +199,10 @@ export async function startAigis(config, { timeoutMs = 20_000, env = {} } = {}) 
   const text = typeof config === 'function' ? config(dir) : config;
   await fsp.writeFile(configPath, text);
 
+  const runEnv = aigisEnv(env);
   const proc = spawn(AIGIS_BIN, ['serve', '--config', configPath, '--ports-file', portsPath], {
     cwd: dir,
-    env: {
-      ...process.env,
-      ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0',
-      UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1:halt_on_error=1',
-      ...env,
-    },
+    env: runEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(proc);
@@ -157,12 +250,26 @@ export async function startAigis(config, { timeoutMs = 20_000, env = {} } = {}) 
     );
   }
 
+  // The bootstrap agent's API key (written before the ports file) and the
+  // admin token (env, else the file aigis generated).
+  const apiKey = (await fsp.readFile(path.join(dir, API_KEY_FILE), 'utf8').catch(() => '')).trim() || null;
+  let adminToken = runEnv.AIGIS_ADMIN_TOKEN?.trim() || null;
+  if (!adminToken) {
+    const m = /^data_dir:\s*(.+)$/m.exec(text);
+    const dataDir = m ? JSON.parse(m[1]) : path.join(dir, 'data');
+    adminToken = (await fsp.readFile(path.join(dataDir, 'admin.token'), 'utf8').catch(() => '')).trim() || null;
+  }
+
   const gw = {
     dir,
     configPath,
     proc,
     pid: proc.pid,
     ports,
+    apiKey,
+    adminToken,
+    masterKey: runEnv.AIGIS_MASTER_KEY ?? null,
+    issuer: `http://127.0.0.1:${ports.proxy}`,
     proxyUrl: `http://127.0.0.1:${ports.proxy}`,
     adminUrl: `http://127.0.0.1:${ports.admin}`,
     get stderr() { return stderr; },
@@ -182,6 +289,27 @@ export async function startAigis(config, { timeoutMs = 20_000, env = {} } = {}) 
     },
     metrics() {
       return scrapeMetrics(gw.adminUrl);
+    },
+    // Headers that authenticate a data-plane call as the bootstrap agent.
+    auth(extra = {}) {
+      return { authorization: `Bearer ${gw.apiKey}`, ...extra };
+    },
+    // An admin REST call: {status, headers, text, json}. `body` (an object)
+    // is sent as JSON; `token` overrides the admin token (null: none).
+    async admin(method, p, body, { token = gw.adminToken, headers = {}, timeoutMs = 10_000 } = {}) {
+      const h = { ...headers };
+      if (token !== null) h.authorization = `Bearer ${token}`;
+      if (body !== undefined) h['content-type'] = 'application/json';
+      const r = await fetch(`${gw.adminUrl}${p}`, {
+        method,
+        headers: h,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const t = await r.text();
+      let json = null;
+      try { json = JSON.parse(t); } catch { /* not JSON */ }
+      return { status: r.status, headers: r.headers, text: t, json };
     },
     async metric(name, labels = {}) {
       return metricValue(await gw.metrics(), name, labels);
@@ -534,12 +662,13 @@ export async function rawPost(url, body, headers = {}, timeoutMs = 10_000) {
 // ------------------------------------------------------------- clients ----
 
 // SDK clients pointed at the gateway. No retries (a failure must show as
-// the status aigis sent), a bounded timeout, and a client-side key that must
+// the status aigis sent), a bounded timeout, and the bootstrap agent's API
+// key (OpenAI: Authorization: Bearer; Anthropic: x-api-key), which must
 // never reach an upstream.
 export function openaiClient(gw, opts = {}) {
-  return new OpenAI({ apiKey: CLIENT_KEY, baseURL: gw.openaiBaseURL, maxRetries: 0, timeout: 15_000, ...opts });
+  return new OpenAI({ apiKey: gw.apiKey, baseURL: gw.openaiBaseURL, maxRetries: 0, timeout: 15_000, ...opts });
 }
 export function anthropicClient(gw, opts = {}) {
-  return new Anthropic({ apiKey: CLIENT_KEY, baseURL: gw.anthropicBaseURL, maxRetries: 0, timeout: 15_000, ...opts });
+  return new Anthropic({ apiKey: gw.apiKey, baseURL: gw.anthropicBaseURL, maxRetries: 0, timeout: 15_000, ...opts });
 }
 export { OpenAI, Anthropic };

@@ -57,7 +57,7 @@ describe('graceful shutdown', { timeout: 60_000 }, () => {
     // New connections are no longer accepted.
     const refused = await fetch(`${gw.openaiBaseURL}/chat/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: gw.auth({ 'content-type': 'application/json' }),
       body: JSON.stringify({ model: 'gpt-drain', messages: [{ role: 'user', content: 'late' }] }),
       signal: AbortSignal.timeout(3000),
     }).then((r) => `status ${r.status}`, (e) => e);

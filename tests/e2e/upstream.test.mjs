@@ -12,13 +12,21 @@ import {
   startAigis, startFakeUpstream, waitFor,
 } from './lib.mjs';
 
-// No header the upstream received may carry the client's key.
-function assertNoClientKey(rec) {
+// No header the upstream received may carry the client's credential (the
+// bootstrap agent's API key the clients authenticate with), nor its secret
+// part; the body neither.
+function assertNoClientKey(rec, gw) {
+  assert.ok(gw.apiKey, 'the gateway has a bootstrap API key');
+  // aig_<16-char key id>_<secret> (the secret is base64url: it may hold '_').
+  assert.match(gw.apiKey, /^aig_[^_]{16}_.{32,}$/);
+  const secret = gw.apiKey.slice('aig_'.length + 16 + 1);
   for (let i = 0; i < rec.rawHeaders.length; i += 2) {
-    assert.ok(!rec.rawHeaders[i + 1].includes(CLIENT_KEY),
-      `upstream received the client's key in ${rec.rawHeaders[i]}: ${rec.rawHeaders[i + 1]}`);
+    for (const k of [gw.apiKey, secret, CLIENT_KEY]) {
+      assert.ok(!rec.rawHeaders[i + 1].includes(k),
+        `upstream received the client's credential in ${rec.rawHeaders[i]}: ${rec.rawHeaders[i + 1]}`);
+    }
   }
-  assert.ok(!rec.body.includes(CLIENT_KEY), 'client key in the forwarded body');
+  for (const k of [gw.apiKey, secret, CLIENT_KEY]) assert.ok(!rec.body.includes(k), 'client credential in the forwarded body');
 }
 
 describe('forwarding to an upstream', { timeout: 60_000 }, () => {
@@ -85,7 +93,7 @@ routes:
     assert.equal(rec.url, '/v1/chat/completions');
     assert.equal(rec.headers.authorization, `Bearer ${UPSTREAM_OPENAI_KEY}`);
     assert.equal(rec.headers['x-extra-header'], 'extra-value');
-    assertNoClientKey(rec);
+    assertNoClientKey(rec, gw);
     assert.equal(rec.json.model, model);
     assert.deepEqual(rec.json.messages, messages);
     assert.equal(rec.json.temperature, 0.5);
@@ -128,7 +136,7 @@ routes:
     assert.deepEqual(rec.json.stream_options, { include_usage: true });
     assert.equal(rec.headers.authorization, `Bearer ${UPSTREAM_OPENAI_KEY}`);
     assert.equal(rec.headers['x-request-id'], 'client-trace-42', 'a valid client request id is passed on');
-    assertNoClientKey(rec);
+    assertNoClientKey(rec, gw);
 
     assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'input', model }, (v) => v === 21), 21);
     assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'output', model }, (v) => v === 4), 4);
@@ -148,7 +156,7 @@ routes:
     assert.equal(rec.headers['x-api-key'], UPSTREAM_ANTHROPIC_KEY);
     assert.equal(rec.headers.authorization, undefined, 'no Authorization header towards an anthropic upstream');
     assert.ok(rec.headers['anthropic-version'], 'anthropic-version is sent');
-    assertNoClientKey(rec);
+    assertNoClientKey(rec, gw);
     assert.equal(rec.json.model, model);
     assert.equal(rec.json.max_tokens, 100);
     const rid = response.headers.get('x-request-id');
@@ -176,7 +184,7 @@ routes:
     assert.equal(rec.json.stream, true);
     assert.equal(rec.headers['x-api-key'], UPSTREAM_ANTHROPIC_KEY);
     assert.ok(rec.headers['x-request-id']);
-    assertNoClientKey(rec);
+    assertNoClientKey(rec, gw);
 
     assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'input', model }, (v) => v === 17), 17);
     assert.equal(await gw.waitMetric('aigis_tokens_total', { direction: 'output', model }, (v) => v === 9), 9);
@@ -270,9 +278,9 @@ routes:
     const r = await rawPost(`${gw.openaiBaseURL}/chat/completions`,
       JSON.stringify({ model: 'gpt-hdr', messages: [{ role: 'user', content: 'h' }] }),
       {
-        authorization: `Bearer ${CLIENT_KEY}`,
-        'x-api-key': CLIENT_KEY,
-        cookie: `token=${CLIENT_KEY}`,
+        authorization: `Bearer ${gw.apiKey}`,
+        'x-api-key': gw.apiKey,
+        cookie: `token=${gw.apiKey}`,
         'x-forwarded-for': '203.0.113.9',
         'openai-organization': 'org-test',
         'x-custom-thing': 'keep-me',
@@ -285,30 +293,32 @@ routes:
     assert.equal(rec.headers['x-forwarded-for'], undefined);
     assert.equal(rec.headers['openai-organization'], 'org-test');
     assert.equal(rec.headers['x-custom-thing'], 'keep-me');
-    assertNoClientKey(rec);
+    assertNoClientKey(rec, gw);
   });
 
   test('anthropic: the client key is dropped and anthropic-version defaults to the configured one', async () => {
     up.handler = answerJson(200, anthropicMessage('claude-hdr', 'ok'));
     const body = JSON.stringify({ model: 'claude-hdr', max_tokens: 5, messages: [{ role: 'user', content: 'h' }] });
-    const r = await rawPost(`${gw.proxyUrl}/v1/messages`, body, { 'x-api-key': CLIENT_KEY, authorization: `Bearer ${CLIENT_KEY}` });
+    const r = await rawPost(`${gw.proxyUrl}/v1/messages`, body, { 'x-api-key': gw.apiKey, authorization: `Bearer ${gw.apiKey}` });
     assert.equal(r.status, 200, r.text);
     let rec = up.last();
     assert.equal(rec.headers['x-api-key'], UPSTREAM_ANTHROPIC_KEY);
     assert.equal(rec.headers.authorization, undefined);
     assert.equal(rec.headers['anthropic-version'], '2023-06-01', 'the default anthropic_version is sent');
-    assertNoClientKey(rec);
+    assertNoClientKey(rec, gw);
 
-    const r2 = await rawPost(`${gw.proxyUrl}/v1/messages`, body, { 'anthropic-version': '2099-01-01' });
+    const r2 = await rawPost(`${gw.proxyUrl}/v1/messages`, body, { 'x-api-key': gw.apiKey, 'anthropic-version': '2099-01-01' });
     assert.equal(r2.status, 200, r2.text);
     rec = up.last();
     assert.equal(rec.headers['anthropic-version'], '2099-01-01', "the client's anthropic-version wins");
+    assert.equal(rec.headers['x-api-key'], UPSTREAM_ANTHROPIC_KEY);
+    assertNoClientKey(rec, gw);
   });
 
   test('an upstream 4xx is relayed to the client as is', async () => {
     up.handler = answerJson(400, { error: { message: 'bad temperature', type: 'invalid_request_error', param: 'temperature', code: null } });
     const r = await rawPost(`${gw.openaiBaseURL}/chat/completions`,
-      JSON.stringify({ model: 'gpt-4xx', messages: [{ role: 'user', content: 'h' }], temperature: 9 }));
+      JSON.stringify({ model: 'gpt-4xx', messages: [{ role: 'user', content: 'h' }], temperature: 9 }), gw.auth());
     assert.equal(r.status, 400);
     assert.equal(r.json.error.message, 'bad temperature');
     assert.equal(r.json.error.param, 'temperature');
@@ -333,9 +343,17 @@ routes:
     assert.equal(line.path, '/v1/chat/completions');
     assert.equal(line.model, 'gpt-log');
     assert.equal(line.upstream, 'oai');
-    const all = `${await fsp.readFile(logPath, 'utf8')}\n${gw.stderr}\n${gw.stdout}`;
-    for (const key of [UPSTREAM_OPENAI_KEY, UPSTREAM_ANTHROPIC_KEY, CLIENT_KEY]) {
+    const access = await fsp.readFile(logPath, 'utf8');
+    const all = `${access}\n${gw.stderr}\n${gw.stdout}`;
+    for (const key of [UPSTREAM_OPENAI_KEY, UPSTREAM_ANTHROPIC_KEY, CLIENT_KEY, gw.masterKey, gw.adminToken]) {
       assert.ok(!all.includes(key), `a key (${key.slice(0, 8)}...) appears in a log`);
     }
+    // The client's API key: never in the access log nor on stdout; on stderr
+    // at most in the one startup line where aigis announces the bootstrap
+    // agent it created (identity.bootstrap_agent hands its key out that way).
+    assert.ok(!`${access}\n${gw.stdout}`.includes(gw.apiKey), 'the client API key appears in the access log');
+    const keyLines = gw.stderr.split('\n').filter((l) => l.includes(gw.apiKey));
+    assert.ok(keyLines.length <= 1 && keyLines.every((l) => /created agent 'e2e-agent' with an API key/.test(l)),
+      `the client API key appears on stderr:\n${keyLines.join('\n')}`);
   });
 });
