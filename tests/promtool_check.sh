@@ -11,17 +11,21 @@ listeners: {proxy: {address: "127.0.0.1:0"}, admin: {address: "127.0.0.1:0"}}
 data_dir: $dir/data
 log: {access_log: off, level: warn}
 model_aliases: {fast: echo}
+identity:
+  bootstrap_agent: {id: promtool-agent, scopes: [llm:chat], api_key_file: $dir/agent.key}
 YAML
-"$BIN" serve --config "$dir/aigis.yaml" --ports-file "$dir/ports" 2>"$dir/stderr" &
+AIGIS_MASTER_KEY=$(openssl rand -base64 32) AIGIS_ADMIN_TOKEN=$(openssl rand -hex 24) "$BIN" serve --config "$dir/aigis.yaml" --ports-file "$dir/ports" 2>"$dir/stderr" &
 pid=$!
 for _ in $(seq 1 200); do [ -s "$dir/ports" ] && break; sleep 0.1; done
 [ -s "$dir/ports" ] || { echo "aigis did not start"; cat "$dir/stderr"; exit 1; }
 proxy=$(sed 's/.*"proxy":\([0-9]*\).*/\1/' "$dir/ports")
 admin=$(sed 's/.*"admin":\([0-9]*\).*/\1/' "$dir/ports")
+key=$(cat "$dir/agent.key")
 for body in '{"model":"echo","messages":[{"role":"user","content":"hi"}]}' \
             '{"model":"fast","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"a \"quoted\" model"}]}' \
             '{"model":"echo"'; do
-  curl -s -o /dev/null "http://127.0.0.1:$proxy/v1/chat/completions" -H 'Content-Type: application/json' -d "$body"
+  curl -s -o /dev/null "http://127.0.0.1:$proxy/v1/chat/completions" -H "Authorization: Bearer $key" \
+    -H 'Content-Type: application/json' -d "$body"
 done
 curl -s -o /dev/null "http://127.0.0.1:$proxy/nope"
 curl -sf "http://127.0.0.1:$admin/metrics" > "$dir/metrics"

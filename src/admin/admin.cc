@@ -112,31 +112,6 @@ bool PlausibleId(std::string_view s) {
   return !s.empty() && s.size() <= kMaxIdChars && std::all_of(s.begin(), s.end(), IsIdChar);
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-Result<std::string> PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%') {
-      int hi = i + 2 < s.size() ? HexValue(s[i + 1]) : -1;
-      int lo = i + 2 < s.size() ? HexValue(s[i + 2]) : -1;
-      if (hi < 0 || lo < 0) return InvalidArgument("malformed percent-encoding in the query string");
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
 
 bool IsCleanText(std::string_view s) {
   return IsValidUtf8(s) && std::none_of(s.begin(), s.end(), [](char c) {
@@ -183,8 +158,8 @@ Result<Query> ParseQuery(std::string_view text) {
     size_t eq = part.find('=');
     std::string_view raw_key = part.substr(0, eq);
     std::string_view raw_value = eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
-    ASSIGN_OR_RETURN(std::string key, PercentDecode(raw_key));
-    ASSIGN_OR_RETURN(std::string value, PercentDecode(raw_value));
+    ASSIGN_OR_RETURN(std::string key, FormUrlDecode(raw_key));
+    ASSIGN_OR_RETURN(std::string value, FormUrlDecode(raw_value));
     if (value.size() > kMaxQueryValue) {
       return InvalidArgument(fmt::format("query parameter '{}' is too long", Printable(key)));
     }

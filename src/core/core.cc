@@ -191,4 +191,33 @@ void Headers::Remove(std::string_view name) {
   std::erase_if(items_, [&](const Header& h) { return EqualsIgnoreCase(h.name, name); });
 }
 
+
+namespace {
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+Result<std::string> FormUrlDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out.push_back(' ');
+    } else if (s[i] == '%') {
+      int hi = i + 2 < s.size() ? HexDigit(s[i + 1]) : -1;
+      int lo = i + 2 < s.size() ? HexDigit(s[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return InvalidArgument("malformed percent-encoding: % must be followed by two hex digits");
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
 }  // namespace aigis

@@ -182,5 +182,8 @@ std::string_view TrimWhitespace(std::string_view s);
 bool GlobMatch(std::string_view pattern, std::string_view text);
 // True if every byte sequence in s is well-formed UTF-8.
 bool IsValidUtf8(std::string_view s);
+// application/x-www-form-urlencoded value: '+' is a space, %XX a byte;
+// kInvalidArgument on a truncated or non-hex escape.
+Result<std::string> FormUrlDecode(std::string_view s);
 
 }  // namespace aigis

@@ -43,7 +43,7 @@ struct Decision {
 
   static Decision Continue() { return {}; }
   static Decision Deny(int status, std::string code, std::string reason) {
-    return {Kind::kDeny, status, std::move(code), std::move(reason)};
+    return {Kind::kDeny, status, std::move(code), std::move(reason), {}};
   }
   bool denied() const { return kind == Kind::kDeny; }
 };

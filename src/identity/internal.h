@@ -175,6 +175,14 @@ struct Identity::Impl {
   void Fetch(IssuerState& s);
 
   // oauth.cc
+  // The common start of every client-authenticated endpoint: POST, a form
+  // body, an authenticated client. An error response, or nullopt and `call`.
+  struct ClientCall {
+    std::unordered_map<std::string, std::string> form;
+    std::shared_ptr<const Directory> dir;
+    const AgentEntry* client = nullptr;
+  };
+  std::optional<OAuthResponse> BeginClientCall(const OAuthRequest& req, ClientCall& call);
   // The authenticated OAuth client (an active agent), or nullptr with `err`.
   const AgentEntry* AuthenticateClient(std::unordered_map<std::string, std::string>& form,
                                        std::string_view authorization, const Directory& d, OAuthError& err);

@@ -17,33 +17,6 @@ constexpr std::string_view kAccessTokenType = "urn:ietf:params:oauth:token-type:
 constexpr std::string_view kJwtTokenType = "urn:ietf:params:oauth:token-type:jwt";
 constexpr size_t kMaxParams = 32;
 
-int Hex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-Result<std::string> FormDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%') {
-      if (i + 2 >= s.size()) return InvalidArgument("truncated %-escape");
-      int h = Hex(s[i + 1]);
-      int l = Hex(s[i + 2]);
-      if (h < 0 || l < 0) return InvalidArgument("bad %-escape");
-      out.push_back(static_cast<char>(h * 16 + l));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
 std::string_view Param(const std::unordered_map<std::string, std::string>& f, std::string_view name) {
   auto it = f.find(std::string(name));
   return it == f.end() ? std::string_view() : std::string_view(it->second);
@@ -79,9 +52,9 @@ Result<std::unordered_map<std::string, std::string>> ParseForm(std::string_view 
     std::string_view pair = body.substr(i, amp == std::string_view::npos ? std::string_view::npos : amp - i);
     if (!pair.empty()) {
       size_t eq = pair.find('=');
-      ASSIGN_OR_RETURN(std::string name, FormDecode(pair.substr(0, eq)));
+      ASSIGN_OR_RETURN(std::string name, FormUrlDecode(pair.substr(0, eq)));
       ASSIGN_OR_RETURN(std::string value,
-                       FormDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1)));
+                       FormUrlDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1)));
       if (out.size() >= kMaxParams) return InvalidArgument("too many parameters");
       // RFC 6749 §3.1: parameters MUST NOT be included more than once.
       if (!out.emplace(std::move(name), std::move(value)).second) {
@@ -136,8 +109,8 @@ const AgentEntry* Identity::Impl::AuthenticateClient(std::unordered_map<std::str
       return nullptr;
     }
     // RFC 6749 §2.3.1: both halves are form-urlencoded before base64.
-    auto id = FormDecode(std::string_view(*decoded).substr(0, colon));
-    auto sec = FormDecode(std::string_view(*decoded).substr(colon + 1));
+    auto id = FormUrlDecode(std::string_view(*decoded).substr(0, colon));
+    auto sec = FormUrlDecode(std::string_view(*decoded).substr(colon + 1));
     if (!id.ok() || !sec.ok()) {
       err = Err(401, "invalid_client", "malformed Basic credentials");
       return nullptr;
@@ -280,27 +253,37 @@ const AgentEntry* Identity::Impl::AuthenticateClient(std::unordered_map<std::str
   return agent;
 }
 
-// ---------------------------------------------------------------- token ----
-
-OAuthResponse Identity::Token(const OAuthRequest& req) {
-  Impl& m = *impl_;
+std::optional<OAuthResponse> Identity::Impl::BeginClientCall(const OAuthRequest& req, ClientCall& call) {
   if (req.method != "POST") return ErrorResponse(Err(405, "invalid_request", "use POST"), false);
   if (!StartsWith(ToLowerAscii(TrimWhitespace(req.content_type)), "application/x-www-form-urlencoded")) {
     return ErrorResponse(Err(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded"), false);
   }
   auto form = ParseForm(req.body);
   if (!form.ok()) return ErrorResponse(Err(400, "invalid_request", form.status().message()), false);
-  auto d = m.Dir();
+  call.form = std::move(*form);
+  call.dir = Dir();
   OAuthError err;
-  const AgentEntry* client = m.AuthenticateClient(*form, req.authorization, *d, err);
-  if (!client) {
-    m.failures.fetch_add(1, std::memory_order_relaxed);
-    return ErrorResponse(err, !req.authorization.empty() || err.status == 401);
+  call.client = AuthenticateClient(call.form, req.authorization, *call.dir, err);
+  if (!call.client) {
+    failures.fetch_add(1, std::memory_order_relaxed);
+    return ErrorResponse(err, true);
   }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------- token ----
+
+OAuthResponse Identity::Token(const OAuthRequest& req) {
+  Impl& m = *impl_;
+  Impl::ClientCall call;
+  if (auto fail = m.BeginClientCall(req, call)) return std::move(*fail);
+  auto& form = call.form;
+  const auto& d = call.dir;
+  const AgentEntry* client = call.client;
   const Agent& agent = client->agent;
-  std::string_view grant = Param(*form, "grant_type");
-  bool scope_given = form->count("scope") > 0;
-  std::vector<std::string> requested = SplitScopes(Param(*form, "scope"));
+  std::string_view grant = Param(form, "grant_type");
+  bool scope_given = form.count("scope") > 0;
+  std::vector<std::string> requested = SplitScopes(Param(form, "scope"));
   int64_t now_s = ToUnix(m.now());
   int64_t exp = now_s + m.opt.token_ttl.count();
   json::object claims;
@@ -320,22 +303,22 @@ OAuthResponse Identity::Token(const OAuthRequest& req) {
     claims["sub"] = agent.id;
     claims["principal_kind"] = "agent";
   } else if (grant == kTokenExchange) {
-    std::string_view subject_token = Param(*form, "subject_token");
-    std::string_view stt = Param(*form, "subject_token_type");
+    std::string_view subject_token = Param(form, "subject_token");
+    std::string_view stt = Param(form, "subject_token_type");
     if (subject_token.empty() || (stt != kAccessTokenType && stt != kJwtTokenType)) {
       return ErrorResponse(Err(400, "invalid_request",
                                fmt::format("subject_token and subject_token_type ({} or {}) are required",
                                            kAccessTokenType, kJwtTokenType)),
                            false);
     }
-    if (auto rtt = Param(*form, "requested_token_type"); !rtt.empty() && rtt != kAccessTokenType && rtt != kJwtTokenType) {
+    if (auto rtt = Param(form, "requested_token_type"); !rtt.empty() && rtt != kAccessTokenType && rtt != kJwtTokenType) {
       return ErrorResponse(Err(400, "invalid_request", "requested_token_type must be an access token or jwt"), false);
     }
     auto subject = m.VerifyJwt(subject_token, true);
     Status live = subject.ok() ? m.CheckLive(*subject, *d) : subject.status();
     if (!live.ok()) return ErrorResponse(Err(400, "invalid_grant", "subject_token: " + live.message()), false);
-    if (std::string_view at = Param(*form, "actor_token"); !at.empty()) {
-      std::string_view att = Param(*form, "actor_token_type");
+    if (std::string_view at = Param(form, "actor_token"); !at.empty()) {
+      std::string_view att = Param(form, "actor_token_type");
       if (att != kAccessTokenType && att != kJwtTokenType) {
         return ErrorResponse(Err(400, "invalid_request", "actor_token_type is required with actor_token"), false);
       }
@@ -411,17 +394,11 @@ OAuthResponse Identity::Token(const OAuthRequest& req) {
 
 OAuthResponse Identity::Introspect(const OAuthRequest& req) {
   Impl& m = *impl_;
-  if (req.method != "POST") return ErrorResponse(Err(405, "invalid_request", "use POST"), false);
-  if (!StartsWith(ToLowerAscii(TrimWhitespace(req.content_type)), "application/x-www-form-urlencoded")) {
-    return ErrorResponse(Err(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded"), false);
-  }
-  auto form = ParseForm(req.body);
-  if (!form.ok()) return ErrorResponse(Err(400, "invalid_request", form.status().message()), false);
-  auto d = m.Dir();
-  OAuthError err;
-  const AgentEntry* caller = m.AuthenticateClient(*form, req.authorization, *d, err);
-  if (!caller) return ErrorResponse(err, true);
-  std::string token(Param(*form, "token"));
+  Impl::ClientCall call;
+  if (auto fail = m.BeginClientCall(req, call)) return std::move(*fail);
+  auto& form = call.form;
+  const AgentEntry* caller = call.client;
+  std::string token(Param(form, "token"));
   if (token.empty()) return ErrorResponse(Err(400, "invalid_request", "token is required"), false);
   json::object inactive{{"active", false}};
   auto p = Authenticate(token, "");
@@ -453,17 +430,11 @@ OAuthResponse Identity::Introspect(const OAuthRequest& req) {
 
 OAuthResponse Identity::Revoke(const OAuthRequest& req) {
   Impl& m = *impl_;
-  if (req.method != "POST") return ErrorResponse(Err(405, "invalid_request", "use POST"), false);
-  if (!StartsWith(ToLowerAscii(TrimWhitespace(req.content_type)), "application/x-www-form-urlencoded")) {
-    return ErrorResponse(Err(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded"), false);
-  }
-  auto form = ParseForm(req.body);
-  if (!form.ok()) return ErrorResponse(Err(400, "invalid_request", form.status().message()), false);
-  auto d = m.Dir();
-  OAuthError err;
-  const AgentEntry* caller = m.AuthenticateClient(*form, req.authorization, *d, err);
-  if (!caller) return ErrorResponse(err, true);
-  std::string token(Param(*form, "token"));
+  Impl::ClientCall call;
+  if (auto fail = m.BeginClientCall(req, call)) return std::move(*fail);
+  auto& form = call.form;
+  const AgentEntry* caller = call.client;
+  std::string token(Param(form, "token"));
   if (token.empty()) return ErrorResponse(Err(400, "invalid_request", "token is required"), false);
   OAuthResponse ok;
   ok.headers = {{"Cache-Control", "no-store"}};

@@ -78,7 +78,12 @@ constexpr const char* kConfig =
     "listeners: {proxy: {address: \"127.0.0.1:0\"}, admin: {address: \"127.0.0.1:0\"}}\n"
     "server: {max_header_bytes: 8KiB, max_body_bytes: 64KiB, header_timeout: 2s, body_timeout: 2s, "
     "idle_timeout: 2s, shutdown_timeout: 2s}\n"
-    "log: {access_log: off, level: warn}\n";
+    "log: {access_log: off, level: warn}\n"
+    // The inputs aim at the HTTP and JSON parsers, so the route admits
+    // callers without credentials; a credential that is present is still
+    // checked (and a malformed one refused) by the authenticate stage.
+    "upstreams: [{name: echo, provider: echo}]\n"
+    "routes: [{name: default, upstreams: [echo], anonymous: true}]\n";
 
 // ------------------------------------------------------------ helpers -----
 
@@ -1667,7 +1672,7 @@ Case GenValid(Rng& r) {
     case 3:
       c.sub = "post_with_extras";
       c.bytes = Post(path, body,
-                     "User-Agent: hostile-test/1\r\nAccept: */*\r\nAuthorization: Bearer x\r\n"
+                     "User-Agent: hostile-test/1\r\nAccept: */*\r\nX-Aigis-Principal: spoofed\r\n"
                      "X-Request-Id: req-" +
                          std::to_string(r.Below(1000000)) + "\r\nanthropic-version: 2023-06-01\r\n");
       break;
@@ -2200,6 +2205,9 @@ class ServerProcess {
       if (!std::getenv(name)) env.push_back(std::string(name) + "=" + value);
     };
     set_default("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0");
+    // Fixed test-only secrets: aigis refuses to start without them.
+    set_default("AIGIS_MASTER_KEY", "aG9zdGlsZS10ZXN0LW1hc3Rlci1rZXktMDEyMzQ1Njc4OWFiY2RlZg==");
+    set_default("AIGIS_ADMIN_TOKEN", "hostile-test-admin-token-0123456789abcdef");
     set_default("UBSAN_OPTIONS", "print_stacktrace=1");
     std::vector<char*> argv{const_cast<char*>(bin.c_str())};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
