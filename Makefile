@@ -6,7 +6,7 @@ GEN := -G Ninja -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_MAXSIZE := 5G
 
-.PHONY: all bootstrap build build-asan run test bench clean
+.PHONY: all bootstrap build build-asan run test bench bench-proxy bench-identity clean
 
 all: build
 
@@ -30,8 +30,19 @@ run: build
 test: build-asan
 	@cd build-asan && ctest --output-on-failure -j$(JOBS) --timeout 900
 
+# Load benchmarks against nginx (bench/results/*.md); one after the other,
+# never in parallel (they would measure each other).
 bench: build
 	@bench/proxy/run.sh
+	@bench/identity/run.sh
+
+bench-proxy: build
+	@bench/proxy/run.sh
+
+# Token issuance and authentication (also runs the identity micro-benchmarks,
+# which `make build` builds when Google Benchmark is installed).
+bench-identity: build
+	@bench/identity/run.sh
 
 clean:
 	rm -rf build build-asan
