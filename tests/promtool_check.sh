@@ -31,6 +31,7 @@ curl -s -o /dev/null "http://127.0.0.1:$proxy/nope"
 curl -sf "http://127.0.0.1:$admin/metrics" > "$dir/metrics"
 grep -q '^aigis_requests_total{route="default",status="200"} 2$' "$dir/metrics" || { echo "missing request counts"; cat "$dir/metrics"; exit 1; }
 grep -q '^aigis_tokens_total{direction="input",model="echo"}' "$dir/metrics" || { echo "missing token counts"; exit 1; }
+grep -q '^aigis_auth_token_cache_total{outcome="hit"} ' "$dir/metrics" || { echo "missing identity counters"; exit 1; }
 promtool check metrics < "$dir/metrics"
 echo "promtool: /metrics accepted ($(grep -vc '^#' "$dir/metrics") samples)"
 kill -TERM $pid

@@ -850,6 +850,14 @@ std::string Gateway::Impl::RenderMetrics() const {
   g.upstream_reused = client_stats.reused_connections.load();
   g.rejected_by_server = proxy ? proxy->stats().rejected_requests.load() : 0;
   g.config_loaded_at = std::chrono::duration<double>(Snapshot()->loaded_at.time_since_epoch()).count();
+  if (options.identity) {
+    auto st = options.identity->stats();
+    g.identity = true;
+    g.auth_cache_hits = st.cache_hits;
+    g.auth_cache_misses = st.cache_misses;
+    g.auth_failures = st.auth_failures;
+    g.tokens_issued = st.tokens_issued;
+  }
   return metrics.Render(g, options.version, options.commit);
 }
 

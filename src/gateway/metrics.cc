@@ -138,6 +138,16 @@ std::string Metrics::Render(const Gauges& g, std::string_view version, std::stri
   out += fmt::format("aigis_config_reloads_total{{result=\"failure\"}} {}\n", reloads_failed.load());
   header("aigis_config_last_reload_timestamp_seconds", "gauge", "Unix time the serving config was loaded.");
   out += fmt::format("aigis_config_last_reload_timestamp_seconds {:.3f}\n", g.config_loaded_at);
+  if (g.identity) {
+    header("aigis_auth_token_cache_total", "counter", "Bearer JWT verifications by cache outcome.");
+    out += fmt::format("aigis_auth_token_cache_total{{outcome=\"hit\"}} {}\n", g.auth_cache_hits);
+    out += fmt::format("aigis_auth_token_cache_total{{outcome=\"miss\"}} {}\n", g.auth_cache_misses);
+    header("aigis_auth_failures_total", "counter",
+           "Credentials refused (data-plane authentication and OAuth client authentication).");
+    out += fmt::format("aigis_auth_failures_total {}\n", g.auth_failures);
+    header("aigis_oauth_tokens_issued_total", "counter", "Access tokens issued by the token endpoint.");
+    out += fmt::format("aigis_oauth_tokens_issued_total {}\n", g.tokens_issued);
+  }
   return out;
 }
 

@@ -41,6 +41,8 @@ class Metrics {
     uint64_t upstream_reused = 0;
     uint64_t rejected_by_server = 0;
     double config_loaded_at = 0;
+    bool identity = false;  // the identity counters below are rendered
+    uint64_t auth_cache_hits = 0, auth_cache_misses = 0, auth_failures = 0, tokens_issued = 0;
   };
   std::string Render(const Gauges& g, std::string_view version, std::string_view commit) const;
 

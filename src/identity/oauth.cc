@@ -254,7 +254,11 @@ const AgentEntry* Identity::Impl::AuthenticateClient(std::unordered_map<std::str
 }
 
 std::optional<OAuthResponse> Identity::Impl::BeginClientCall(const OAuthRequest& req, ClientCall& call) {
-  if (req.method != "POST") return ErrorResponse(Err(405, "invalid_request", "use POST"), false);
+  if (req.method != "POST") {
+    OAuthResponse r = ErrorResponse(Err(405, "invalid_request", "use POST"), false);
+    r.headers.push_back({"Allow", "POST"});
+    return r;
+  }
   if (!StartsWith(ToLowerAscii(TrimWhitespace(req.content_type)), "application/x-www-form-urlencoded")) {
     return ErrorResponse(Err(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded"), false);
   }
