@@ -412,6 +412,19 @@ export async function closedPort() {
 // The test sets `up.handler = (req, res, rec) => ...` (default: 404); the
 // answer helpers below build common handlers.
 // keepAliveTimeoutMs: how long the upstream keeps an idle connection open.
+// One 'close' listener per socket, however many requests a keep-alive
+// connection carries (a listener per request trips Node's leak warning).
+const socketCloseCallbacks = new WeakMap();
+function onSocketClose(socket, fn) {
+  let list = socketCloseCallbacks.get(socket);
+  if (!list) {
+    list = [];
+    socketCloseCallbacks.set(socket, list);
+    socket.once('close', () => { for (const f of list.splice(0)) f(); });
+  }
+  list.push(fn);
+}
+
 export async function startFakeUpstream({ keepAliveTimeoutMs = 30_000 } = {}) {
   const sockets = new Set();
   const timers = new Set();
@@ -470,7 +483,7 @@ export async function startFakeUpstream({ keepAliveTimeoutMs = 30_000 } = {}) {
         }
       };
       if (req.socket.destroyed) onClose();
-      else req.socket.once('close', onClose);
+      else onSocketClose(req.socket, onClose);
       requests.push(rec);
       for (let i = waiters.length - 1; i >= 0; i--) {
         if (requests.length >= waiters[i].n) {
