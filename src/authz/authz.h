@@ -103,21 +103,156 @@ struct ModelError {
   std::string message;
   int line = 0;
   int column = 0;
+  std::string symbol;  // the offending name or token, when there is one
 };
+
+// Whether parsing also applies ValidateModel. kSyntaxOnly is for tools that
+// convert between forms (as OpenFGA's transformer does); a model to be
+// served must be validated.
+enum class Validation : uint8_t { kValidate, kSyntaxOnly };
 
 // The modeling language (schema 1.1). On failure returns kInvalidArgument
 // whose message is the first error, and appends every error to `errors`
-// when given. Parsing also validates (ValidateModel).
-Result<Model> ParseDsl(std::string_view dsl, std::vector<ModelError>* errors = nullptr);
+// when given. Parsing also validates (ValidateModel) unless told otherwise.
+Result<Model> ParseDsl(std::string_view dsl, std::vector<ModelError>* errors = nullptr,
+                       Validation validation = Validation::kValidate);
 // The model in the modeling language, formatted as OpenFGA's transformer
 // formats it (so that DSL -> model -> DSL round-trips).
 std::string ToDsl(const Model& model);
 // OpenFGA's JSON form ({"schema_version","type_definitions","conditions"}),
 // as the API and the SDKs exchange it.
-Result<Model> ParseJson(std::string_view json, std::vector<ModelError>* errors = nullptr);
+Result<Model> ParseJson(std::string_view json, std::vector<ModelError>* errors = nullptr,
+                        Validation validation = Validation::kValidate);
 std::string ToJson(const Model& model);
 // OpenFGA's semantic rules: defined types/relations/conditions, valid type
 // restrictions, tuple-to-userset on direct relations, no unresolvable cycles.
 Status ValidateModel(const Model& model, std::vector<ModelError>* errors = nullptr);
+
+// --------------------------------------------------------------- engine ----
+
+// One relationship tuple. `object` is "type:id"; `user` is "type:id", the
+// wildcard "type:*" (every user of that type) or the userset
+// "type:id#relation" (every user that has `relation` on type:id).
+// `condition` names a model condition ("" for none); conditional tuples are
+// stored and validated but, until CEL evaluation exists, never grant access
+// (a check that needs one fails with kFailedPrecondition, tag
+// "conditions_unsupported").
+struct TupleKey {
+  std::string object;
+  std::string relation;
+  std::string user;
+  std::string condition;
+  bool operator==(const TupleKey&) const = default;
+  auto operator<=>(const TupleKey&) const = default;
+  std::string ToString() const;  // "object#relation@user"
+};
+
+// Errors from the engine carry OpenFGA's error name as a message prefix
+// ("validation_error: ...") so that an API layer can report OpenFGA's numeric
+// code. OpenFgaErrorCode maps a non-OK status to that code: validation_error
+// 2000, authorization_model_resolution_too_complex 2002,
+// write_failed_due_to_invalid_input 2017, type_not_found 2021,
+// relation_not_found 2022, invalid_tuple 2027; 0 when the prefix is unknown.
+int OpenFgaErrorCode(const Status& status);
+
+// Validates a tuple against a model the way OpenFGA's Write does: the object
+// type and relation exist, the relation accepts direct tuples, and the user's
+// form (`type`, `type:*`, `type#relation`, with or without a condition) is
+// one of the relation's direct type restrictions. kInvalidArgument with the
+// "invalid_tuple" tag otherwise.
+Status ValidateTuple(const Model& model, const TupleKey& tuple);
+
+// An in-memory set of tuples with two indexes (object#relation -> tuples,
+// user -> tuples). Copy-on-write: copying a TupleSet is O(1) and yields an
+// immutable snapshot; Write on a shared version builds a new one (O(size)),
+// so readers holding a copy are never affected; Write on an unshared version
+// updates it in place (O(writes), plus O(size) when deleting). A TupleSet
+// object must not be written while another thread uses that same object;
+// concurrent const use, and use of distinct copies, is safe.
+class TupleSet {
+ public:
+  TupleSet();
+
+  // Applies deletes then writes atomically (all or nothing), validating each
+  // write against `model`. Fails (tag "write_failed_due_to_invalid_input")
+  // when a written tuple already exists, a deleted one does not, or a tuple
+  // appears twice in the request; "invalid_tuple" when a write does not fit
+  // the model. Deletes are not validated against the model (OpenFGA allows
+  // deleting tuples that an older model admitted).
+  Status Write(const Model& model, const std::vector<TupleKey>& writes,
+               const std::vector<TupleKey>& deletes = {});
+
+  // Lookups return pointers into this version; they stay valid until the
+  // next Write on this object (a copy keeps its version alive).
+  size_t size() const;
+  bool Contains(const TupleKey& tuple) const;  // ignores `condition`
+  // Tuples with this object and relation (any user), in insertion order.
+  std::vector<const TupleKey*> ByObjectRelation(std::string_view object, std::string_view relation) const;
+  // Tuples whose user is exactly `user`.
+  std::vector<const TupleKey*> ByUser(std::string_view user) const;
+  // Every tuple, in insertion order.
+  std::vector<const TupleKey*> All() const;
+
+  struct Data;  // internal
+
+ private:
+  std::shared_ptr<Data> data_;  // never modified while shared
+};
+
+struct CheckRequest {
+  TupleKey tuple;  // object, relation, user (condition ignored)
+  // Added to the store for this request only; validated like writes
+  // (failure: kInvalidArgument, "invalid_tuple"). Duplicates are ignored.
+  std::vector<TupleKey> contextual_tuples;
+  bool explain = false;  // fill CheckResult::explanation
+};
+
+struct CheckResult {
+  bool allowed = false;
+  // With CheckRequest::explain: for an allow, the chain from the request to
+  // the granting tuple ("document:1#viewer <- computed writer", "tuple
+  // document:1#writer@user:a"); for a deny, the first steps tried (bounded).
+  std::vector<std::string> explanation;
+  int depth = 0;  // deepest resolution depth reached (dispatches)
+};
+
+// The user side of ListUsers: a type, optionally with a relation
+// ("group#member" asks for usersets).
+struct UserFilter {
+  std::string type;
+  std::string relation;
+};
+
+// Evaluates OpenFGA (schema 1.1) semantics over a Model: direct tuples,
+// wildcards, usersets, computed usersets, tuple-to-userset, union,
+// intersection and exclusion. Tuples that the current model no longer admits
+// are ignored. A cycle resolves to "not allowed" (never an error), like
+// OpenFGA; a resolution deeper than kMaxDepth dispatches fails with
+// "authorization_model_resolution_too_complex". Immutable and thread-safe.
+class Engine {
+ public:
+  static constexpr int kMaxDepth = 25;
+  explicit Engine(Model model);
+
+  const Model& model() const { return model_; }
+
+  // Request errors (unknown type/relation, malformed user) are
+  // "validation_error".
+  Result<CheckResult> Check(const TupleSet& tuples, const CheckRequest& request) const;
+  // Objects "type:id" of `type` on which `user` has `relation`, sorted.
+  // Unknown type: "type_not_found"; unknown relation: "relation_not_found";
+  // malformed or unknown user: "validation_error".
+  Result<std::vector<std::string>> ListObjects(const TupleSet& tuples, std::string_view type,
+                                               std::string_view relation, std::string_view user,
+                                               const std::vector<TupleKey>& contextual_tuples = {}) const;
+  // Users related to `object` by `relation` that match one of `filters`:
+  // "type:id", "type:*" (when a wildcard grants) and "type:id#rel", sorted.
+  Result<std::vector<std::string>> ListUsers(const TupleSet& tuples, std::string_view object,
+                                             std::string_view relation, const std::vector<UserFilter>& filters,
+                                             const std::vector<TupleKey>& contextual_tuples = {}) const;
+
+ private:
+  Model model_;
+};
 
 }  // namespace aigis::authz
