@@ -142,6 +142,9 @@ struct TupleKey {
   std::string relation;
   std::string user;
   std::string condition;
+  // The condition's context as a JSON object text ("" = none); part of the
+  // tuple's value, not of its identity (OpenFGA: one tuple per key).
+  std::string condition_context;
   bool operator==(const TupleKey&) const = default;
   auto operator<=>(const TupleKey&) const = default;
   std::string ToString() const;  // "object#relation@user"
@@ -204,6 +207,7 @@ struct CheckRequest {
   // Added to the store for this request only; validated like writes
   // (failure: kInvalidArgument, "invalid_tuple"). Duplicates are ignored.
   std::vector<TupleKey> contextual_tuples;
+  std::string context;   // request context for conditions: JSON object text ("" = none)
   bool explain = false;  // fill CheckResult::explanation
 };
 
