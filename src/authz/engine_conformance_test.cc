@@ -148,7 +148,7 @@ class Harness {
         ++check.skip;
         continue;
       }
-      CheckRequest req{ReadTuple(a["tuple"]), ReadTuples(a["contextualTuples"]), false};
+      CheckRequest req{ReadTuple(a["tuple"]), ReadTuples(a["contextualTuples"]), "", false};
       auto res = engine.Check(*tuples, req);
       if (res.ok() && !a["errorCode"]) {
         bool want = a["expectation"].as<bool>();

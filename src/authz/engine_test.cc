@@ -65,7 +65,7 @@ class EngineTest : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
   bool Allowed(std::string o, std::string r, std::string u, std::vector<TupleKey> ctx = {}) {
-    CheckRequest req{Tk(o, r, u), std::move(ctx), true};
+    CheckRequest req{Tk(o, r, u), std::move(ctx), "", true};
     auto res = engine_.Check(tuples_, req);
     EXPECT_TRUE(res.ok()) << res.status().ToString();
     return res.ok() && res->allowed;
