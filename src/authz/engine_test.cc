@@ -137,7 +137,7 @@ TEST_F(EngineTest, DepthLimitIsAnError) {
   }
   chain.push_back(Tk("group:g30", "member", "user:deep"));
   W(chain);
-  auto res = engine_.Check(tuples_, {Tk("group:g0", "member", "user:deep"), {}, false});
+  auto res = engine_.Check(tuples_, {Tk("group:g0", "member", "user:deep"), {}, "", false});
   ASSERT_FALSE(res.ok());
   EXPECT_EQ(OpenFgaErrorCode(res.status()), 2002);
   EXPECT_TRUE(Allowed("group:g10", "member", "user:deep"));
@@ -221,13 +221,13 @@ TEST_F(EngineTest, ConditionalTuplesFailClosed) {
 
 TEST_F(EngineTest, Explanation) {
   W({Tk("document:1", "parent", "folder:f"), Tk("folder:f", "viewer", "user:fay")});
-  auto res = engine_.Check(tuples_, {Tk("document:1", "viewer", "user:fay"), {}, true});
+  auto res = engine_.Check(tuples_, {Tk("document:1", "viewer", "user:fay"), {}, "", true});
   ASSERT_TRUE(res.ok());
   ASSERT_TRUE(res->allowed);
   EXPECT_FALSE(res->explanation.empty());
   EXPECT_EQ(res->explanation.back(), "tuple folder:f#viewer@user:fay");
   EXPECT_GE(res->depth, 1);
-  auto deny = engine_.Check(tuples_, {Tk("document:1", "viewer", "user:nobody"), {}, true});
+  auto deny = engine_.Check(tuples_, {Tk("document:1", "viewer", "user:nobody"), {}, "", true});
   ASSERT_TRUE(deny.ok());
   EXPECT_FALSE(deny->allowed);
   EXPECT_FALSE(deny->explanation.empty());
