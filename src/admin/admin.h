@@ -25,6 +25,7 @@
 #include <memory>
 #include <string>
 
+#include "authz/authz.h"
 #include "core/core.h"
 #include "gateway/gateway.h"
 #include "identity/identity.h"
@@ -59,5 +60,15 @@ gateway::HttpResponse HandleAdmin(identity::Identity& id, const AdminOptions& op
 // Mounts HandleAdmin on the admin listener under "/admin/v1/" (blocking).
 // Call before Gateway::Start().
 void Install(gateway::Gateway& gw, std::shared_ptr<identity::Identity> id, AdminOptions opt);
+
+// The OpenFGA-compatible HTTP API (OpenFGA's paths, JSON shapes and error
+// shape {"code","message"}) over authz::Service: /stores, /stores/{id},
+// authorization-models, write, read, check, batch-check, list-objects,
+// list-users, expand, changes. Same admin bearer token (what
+// the OpenFGA SDKs send with the api_token method) and X-Aigis-Tenant.
+gateway::HttpResponse HandleOpenFga(authz::Service& svc, const AdminOptions& opt, const gateway::HttpRequest& req);
+// Mounts HandleOpenFga on the admin listener at "/stores" and "/stores/"
+// (blocking). Call before Gateway::Start().
+void InstallOpenFga(gateway::Gateway& gw, std::shared_ptr<authz::Service> svc, AdminOptions opt);
 
 }  // namespace aigis::admin

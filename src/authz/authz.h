@@ -9,8 +9,11 @@
 // * Engine: Check / ListObjects / ListUsers over an in-memory tuple set, with
 //   OpenFGA's semantics for wildcards, usersets, tuple-to-userset, cycles and
 //   the resolution depth limit.
-// Later: CEL condition evaluation, the persisted tuple store with changelog,
-// the OpenFGA HTTP API, the authorize stage.
+//   Conditions are evaluated (a bounded CEL subset, see cel.h).
+// * Service: OpenFGA stores (models, tuples, changelog) persisted in the
+//   store and served from an in-memory snapshot (the OpenFGA HTTP API over
+//   it is in admin/openfga.cc).
+// Later: the authorize stage.
 //
 // Everything here is pure data in, data out; thread-safe for concurrent
 // reads of immutable objects.
@@ -25,6 +28,10 @@
 #include <vector>
 
 #include "core/core.h"
+
+namespace aigis::store {
+class Store;
+}
 
 namespace aigis::authz {
 
@@ -133,10 +140,12 @@ Status ValidateModel(const Model& model, std::vector<ModelError>* errors = nullp
 // One relationship tuple. `object` is "type:id"; `user` is "type:id", the
 // wildcard "type:*" (every user of that type) or the userset
 // "type:id#relation" (every user that has `relation` on type:id).
-// `condition` names a model condition ("" for none); conditional tuples are
-// stored and validated but, until CEL evaluation exists, never grant access
-// (a check that needs one fails with kFailedPrecondition, tag
-// "conditions_unsupported").
+// `condition` names a model condition ("" for none): the tuple grants only
+// when the condition's CEL expression holds over the merged context (the
+// tuple's `condition_context` wins over the request's `context` on a
+// conflict, as in OpenFGA). A needed condition whose parameters are missing
+// from both, or that fails to evaluate, makes the request fail with
+// "validation_error" unless another path grants.
 struct TupleKey {
   std::string object;
   std::string relation;
@@ -229,34 +238,145 @@ struct UserFilter {
 
 // Evaluates OpenFGA (schema 1.1) semantics over a Model: direct tuples,
 // wildcards, usersets, computed usersets, tuple-to-userset, union,
-// intersection and exclusion. Tuples that the current model no longer admits
-// are ignored. A cycle resolves to "not allowed" (never an error), like
+// intersection and exclusion, and conditions (CEL, see cel.h: evaluated with
+// bounded cost). Tuples that the current model no longer admits are ignored
+// (including a tuple whose condition does not match the type restriction). A cycle resolves to "not allowed" (never an error), like
 // OpenFGA; a resolution deeper than kMaxDepth dispatches fails with
 // "authorization_model_resolution_too_complex". Immutable and thread-safe.
 class Engine {
  public:
   static constexpr int kMaxDepth = 25;
+  // Compiles the model's condition expressions. Prefer Create, which reports
+  // an expression that does not compile; with the constructor such a
+  // condition fails every request that needs it ("validation_error").
   explicit Engine(Model model);
+  // "validation_error" when a condition's expression does not parse or names
+  // an undeclared parameter.
+  static Result<Engine> Create(Model model);
 
   const Model& model() const { return model_; }
 
   // Request errors (unknown type/relation, malformed user) are
   // "validation_error".
   Result<CheckResult> Check(const TupleSet& tuples, const CheckRequest& request) const;
+  // ListObjects / ListUsers take the request `context` for conditions (JSON
+  // object text, "" = none). Like OpenFGA, ListUsers evaluates every
+  // condition it meets and fails ("validation_error") on any condition error
+  // (e.g. missing parameters) even where another path grants; ListObjects
+  // fails only where the answer depends on it, like Check.
   // Objects "type:id" of `type` on which `user` has `relation`, sorted.
   // Unknown type: "type_not_found"; unknown relation: "relation_not_found";
   // malformed or unknown user: "validation_error".
   Result<std::vector<std::string>> ListObjects(const TupleSet& tuples, std::string_view type,
                                                std::string_view relation, std::string_view user,
-                                               const std::vector<TupleKey>& contextual_tuples = {}) const;
+                                               const std::vector<TupleKey>& contextual_tuples = {},
+                                               std::string_view context = {}) const;
   // Users related to `object` by `relation` that match one of `filters`:
   // "type:id", "type:*" (when a wildcard grants) and "type:id#rel", sorted.
   Result<std::vector<std::string>> ListUsers(const TupleSet& tuples, std::string_view object,
                                              std::string_view relation, const std::vector<UserFilter>& filters,
-                                             const std::vector<TupleKey>& contextual_tuples = {}) const;
+                                             const std::vector<TupleKey>& contextual_tuples = {},
+                                             std::string_view context = {}) const;
 
  private:
+  struct Conditions;  // compiled expressions (engine.cc)
   Model model_;
+  std::shared_ptr<const Conditions> conditions_;
 };
+
+// -------------------------------------------------------------- Service ----
+
+// OpenFGA stores persisted in a store::Store (module "authz"): stores,
+// authorization models, tuples and the changelog, per tenant. Everything is
+// loaded into memory at Open; readers use an immutable snapshot (never lock),
+// writers persist in one transaction and then publish a new snapshot.
+// Errors carry OpenFGA's error name as a message prefix, like the engine's
+// ("store_id_not_found: ...", "authorization_model_not_found: ...").
+struct StoreInfo {
+  std::string id;  // ULID
+  std::string name;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+};
+
+struct ModelInfo {
+  std::string id;  // ULID
+  std::shared_ptr<const Engine> engine;
+  int64_t created_at_ms = 0;
+};
+
+struct TupleRecord {
+  TupleKey key;
+  int64_t timestamp_ms = 0;  // when it was written
+};
+
+struct TupleChange {
+  TupleKey key;
+  bool write = true;  // false: a delete
+  int64_t timestamp_ms = 0;
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::string continuation_token;  // "" when there is nothing more
+};
+
+// What a read-only query needs: the model's engine and a tuple snapshot.
+struct StoreView {
+  std::string model_id;
+  std::shared_ptr<const Engine> engine;
+  TupleSet tuples;
+};
+
+class Service {
+ public:
+  static constexpr int kDefaultPageSize = 50;
+  static constexpr int kMaxPageSize = 100;
+
+  // Migrates and loads. `store` must outlive the Service.
+  static Result<std::shared_ptr<Service>> Open(store::Store& store);
+  ~Service();
+
+  Result<StoreInfo> CreateStore(const std::string& tenant, const std::string& name);
+  Result<Page<StoreInfo>> ListStores(const std::string& tenant, int page_size, const std::string& token) const;
+  Result<StoreInfo> GetStore(const std::string& tenant, const std::string& store_id) const;
+  Status DeleteStore(const std::string& tenant, const std::string& store_id);
+
+  // Parses (OpenFGA JSON) and validates; returns the new model's id.
+  Result<std::string> WriteModel(const std::string& tenant, const std::string& store_id, std::string_view json);
+  // Newest first.
+  Result<Page<ModelInfo>> ListModels(const std::string& tenant, const std::string& store_id, int page_size,
+                                     const std::string& token) const;
+  // model_id "" = the latest model.
+  Result<ModelInfo> GetModel(const std::string& tenant, const std::string& store_id,
+                             const std::string& model_id) const;
+
+  // Validates against the model (model_id "" = latest), persists tuples and
+  // changelog in one transaction, then publishes.
+  Status Write(const std::string& tenant, const std::string& store_id, const std::string& model_id,
+               const std::vector<TupleKey>& writes, const std::vector<TupleKey>& deletes);
+  // Filter: object "type:id" or "type:" (every object of the type), relation
+  // and user optional ("" = any). Without an object, every tuple (then
+  // relation/user must be empty... they are applied anyway).
+  Result<Page<TupleRecord>> Read(const std::string& tenant, const std::string& store_id, const TupleKey& filter,
+                                 int page_size, const std::string& token) const;
+  // Oldest first; `type` "" = every object type. The continuation token is
+  // returned even at the end, so that a caller can poll from there.
+  Result<Page<TupleChange>> ReadChanges(const std::string& tenant, const std::string& store_id,
+                                        const std::string& type, int page_size, const std::string& token) const;
+
+  Result<StoreView> View(const std::string& tenant, const std::string& store_id, const std::string& model_id) const;
+
+  struct Impl;
+
+ private:
+  explicit Service(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A new ULID (26 Crockford base32 characters, time-ordered, monotonic within
+// this process).
+std::string NewUlid();
 
 }  // namespace aigis::authz

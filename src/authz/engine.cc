@@ -14,11 +14,13 @@
 // any answer. The userset `type:id#rel` always has `rel` on `type:id`
 // (OpenFGA's self-defining rule, which ListUsers relies on).
 #include <algorithm>
+#include <map>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "authz/authz.h"
+#include "authz/cel.h"
 #include "authz/engine_internal.h"
 
 namespace aigis::authz {
@@ -45,14 +47,14 @@ struct Eval {
 Status ValidationError(std::string m) { return InvalidArgument("validation_error: " + std::move(m)); }
 Status TypeNotFound(std::string m) { return InvalidArgument("type_not_found: " + std::move(m)); }
 Status RelationNotFound(std::string m) { return InvalidArgument("relation_not_found: " + std::move(m)); }
-Status ConditionsUnsupported(const TupleKey& t) {
-  return Status(Code::kFailedPrecondition,
-                "conditions_unsupported: conditions not supported yet (tuple " + t.ToString() + ")");
-}
 
-bool Admitted(const Relation& rel, const UserRef& u) {
+// Whether the relation's type restrictions admit the tuple's user form with
+// its condition (OpenFGA ignores tuples that the current model does not
+// admit, including `user:*` written without the condition the model now
+// requires, or with a condition it no longer names).
+bool Admitted(const Relation& rel, const UserRef& u, std::string_view condition) {
   for (const auto& r : rel.directly_related) {
-    if (internal::RestrictionAdmits(r, u, /*match_condition=*/false, "")) return true;
+    if (internal::RestrictionAdmits(r, u, /*match_condition=*/true, condition)) return true;
   }
   return false;
 }
@@ -72,14 +74,33 @@ struct UnionAcc {
   }
 };
 
+}  // namespace
+
+struct Engine::Conditions {
+  std::map<std::string, std::shared_ptr<const cel::Program>, std::less<>> programs;
+  std::map<std::string, Status, std::less<>> errors;  // conditions whose expression does not compile
+};
+
+namespace {
+
+using ProgramMap = std::map<std::string, std::shared_ptr<const cel::Program>, std::less<>>;
+
 class Evaluator {
  public:
-  Evaluator(const Model& model, const TupleSet& store, const TupleSet& ctx, bool explain)
-      : model_(model), store_(store), ctx_(ctx), explain_(explain) {}
+  Evaluator(const Model& model, const TupleSet& store, const TupleSet& ctx, bool explain,
+            const ProgramMap* programs = nullptr, const std::map<std::string, Status, std::less<>>* errors = nullptr,
+            std::string_view context = {})
+      : model_(model), store_(store), ctx_(ctx), explain_(explain), programs_(programs), compile_errors_(errors),
+        context_(context) {}
 
   // Wildcard tuples do not grant concrete users (ListUsers uses this to tell
   // users reached through a wildcard from users related in their own right).
   void set_ignore_wildcards(bool v) { ignore_wildcards_ = v; }
+  // ListUsers: every condition on the explored graph is evaluated (no
+  // short-circuit at the first grant), and any condition error fails the
+  // request, as OpenFGA's ListUsers does.
+  void set_strict_conditions(bool v) { strict_conditions_ = v; }
+  const std::optional<Status>& condition_error() const { return condition_error_; }
   int max_depth() const { return max_depth_; }
   std::vector<std::string>& trace() { return trace_; }
 
@@ -170,11 +191,17 @@ class Evaluator {
         return TupleToUserset(object, td, node, user, user_str, depth);
       case K::kUnion: {
         UnionAcc acc;
+        std::optional<Eval> granted;
         for (const auto& c : node.children) {
           Eval e = Rewrite(object, td, rel, c, user, user_str, depth);
-          if (e.state == State::kTrue) return e;
+          if (e.state == State::kTrue) {
+            if (!strict_conditions_) return e;
+            if (!granted) granted = std::move(e);
+            continue;
+          }
           acc.Add(e);
         }
+        if (granted) return std::move(*granted);
         return acc.Finish();
       }
       case K::kIntersection: {
@@ -216,34 +243,40 @@ class Evaluator {
     UnionAcc acc;
     Eval found;
     ForTuples(object, rel.name, [&](const TupleKey& t) {
+      if (found.state == State::kTrue) {
+        // Strict mode only: surface errors of the remaining conditions.
+        if (!t.condition.empty()) {
+          auto tu = ParseUser(t.user);
+          if (tu && Admitted(rel, *tu, t.condition)) ConditionHolds(t);
+        }
+        return true;
+      }
       auto tu = ParseUser(t.user);
-      if (!tu || !Admitted(rel, *tu)) return true;  // a tuple the current model no longer admits
+      if (!tu || !Admitted(rel, *tu, t.condition)) return true;  // a tuple the current model no longer admits
       bool match = t.user == user_str;
       if (!match && tu->is_wildcard() && !ignore_wildcards_ && !user.is_userset() && tu->type == user.type) {
         match = true;
       }
-      if (match) {
-        if (!t.condition.empty()) {
-          Eval e = Eval::Error(ConditionsUnsupported(t));
-          acc.Add(e);
+      if (!match && !tu->is_userset()) return true;
+      if (!t.condition.empty()) {
+        Eval c = ConditionHolds(t);
+        if (c.state != State::kTrue) {
+          acc.Add(c);
           return true;
         }
+      }
+      if (match) {
         found.state = State::kTrue;
         if (explain_) found.chain = {"tuple " + t.ToString()};
-        return false;
+        return strict_conditions_;
       }
       if (!tu->is_userset()) return true;
       std::string sub_object = tu->type + ":" + tu->id;
       Eval e = Dispatch(sub_object, tu->relation, user, user_str, depth + 1);
       if (e.state == State::kTrue) {
-        if (!t.condition.empty()) {
-          Eval err = Eval::Error(ConditionsUnsupported(t));
-          acc.Add(err);
-          return true;
-        }
         found = std::move(e);
         if (explain_) found.chain.insert(found.chain.begin(), "tuple " + t.ToString());
-        return false;
+        return strict_conditions_;
       }
       acc.Add(e);
       return true;
@@ -259,20 +292,30 @@ class Evaluator {
     UnionAcc acc;
     Eval found;
     ForTuples(object, node.tupleset, [&](const TupleKey& t) {
+      if (found.state == State::kTrue) {
+        // Strict mode only: surface errors of the remaining conditions.
+        if (!t.condition.empty()) {
+          auto parent = ParseUser(t.user);
+          if (parent && Admitted(*tupleset, *parent, t.condition)) ConditionHolds(t);
+        }
+        return true;
+      }
       auto parent = ParseUser(t.user);
-      if (!parent || parent->is_wildcard() || parent->is_userset() || !Admitted(*tupleset, *parent)) return true;
+      if (!parent || parent->is_wildcard() || parent->is_userset() || !Admitted(*tupleset, *parent, t.condition)) return true;
       const TypeDefinition* ptd = model_.Find(parent->type);
       if (ptd == nullptr || ptd->Find(node.relation) == nullptr) return true;  // relation not defined on this parent type
-      Eval e = Dispatch(t.user, node.relation, user, user_str, depth + 1);
-      if (e.state == State::kTrue) {
-        if (!t.condition.empty()) {
-          Eval err = Eval::Error(ConditionsUnsupported(t));
-          acc.Add(err);
+      if (!t.condition.empty()) {
+        Eval c = ConditionHolds(t);
+        if (c.state != State::kTrue) {
+          acc.Add(c);
           return true;
         }
+      }
+      Eval e = Dispatch(t.user, node.relation, user, user_str, depth + 1);
+      if (e.state == State::kTrue) {
         found = std::move(e);
         if (explain_) found.chain.insert(found.chain.begin(), "tuple " + t.ToString() + " (" + node.relation + " from " + node.tupleset + ")");
-        return false;
+        return strict_conditions_;
       }
       acc.Add(e);
       return true;
@@ -281,11 +324,53 @@ class Evaluator {
     return acc.Finish();
   }
 
+  // Whether a conditional tuple's condition holds: kTrue / kFalse, or kError
+  // (missing parameters, evaluation failure). Results are cached per
+  // condition and tuple context.
+  Eval ConditionHolds(const TupleKey& t) {
+    std::string key = t.condition + '\0' + t.condition_context;
+    if (auto it = condition_cache_.find(key); it != condition_cache_.end()) return it->second;
+    Eval e = EvaluateCondition(t);
+    if (e.state == State::kError && strict_conditions_ && !condition_error_) condition_error_ = e.error;
+    if (condition_cache_.size() < kMaxMemoEntries) condition_cache_.emplace(std::move(key), e);
+    return e;
+  }
+  Eval EvaluateCondition(const TupleKey& t) {
+    if (compile_errors_ != nullptr) {
+      if (auto it = compile_errors_->find(t.condition); it != compile_errors_->end()) return Eval::Error(it->second);
+    }
+    const cel::Program* prog = nullptr;
+    if (programs_ != nullptr) {
+      if (auto it = programs_->find(t.condition); it != programs_->end()) prog = it->second.get();
+    }
+    if (prog == nullptr) return Eval::False();  // a condition the current model no longer has
+
+    auto r = prog->Evaluate(t.condition_context, context_);
+    if (!r.ok()) return Eval::Error(r.status());
+    if (!r->missing.empty()) {
+      std::string names;
+      for (const auto& m : r->missing) names += (names.empty() ? "" : ", ") + m;
+      return Eval::Error(ValidationError("failed to evaluate relationship condition '" + t.condition +
+                                         "' on tuple " + t.ToString() + ": missing context parameters [" + names +
+                                         "]"));
+    }
+    if (explain_ && trace_.size() < kMaxTraceSteps) {
+      trace_.push_back("condition " + t.condition + " on " + t.ToString() + ": " + (r->value ? "true" : "false"));
+    }
+    return r->value ? Eval{State::kTrue, {}, {}} : Eval::False();
+  }
+
   const Model& model_;
   const TupleSet& store_;
   const TupleSet& ctx_;
   bool explain_;
+  const ProgramMap* programs_;
+  const std::map<std::string, Status, std::less<>>* compile_errors_;
+  std::string_view context_;
+  std::unordered_map<std::string, Eval> condition_cache_;
   bool ignore_wildcards_ = false;
+  bool strict_conditions_ = false;
+  std::optional<Status> condition_error_;
   int max_depth_ = 0;
   int subtree_max_ = 0;  // deepest dispatch under the node being evaluated
   uint64_t cycles_ = 0;  // cycles met so far
@@ -344,7 +429,26 @@ void CollectIds(const std::vector<const TupleKey*>& tuples, std::string_view typ
 
 }  // namespace
 
-Engine::Engine(Model model) : model_(std::move(model)) {}
+Engine::Engine(Model model) : model_(std::move(model)) {
+  auto c = std::make_shared<Conditions>();
+  for (const auto& cond : model_.conditions) {
+    auto p = cel::Program::Compile(cond);
+    if (p.ok()) {
+      c->programs.emplace(cond.name, *p);
+    } else {
+      c->errors.emplace(cond.name, p.status());
+    }
+  }
+  conditions_ = std::move(c);
+}
+
+Result<Engine> Engine::Create(Model model) {
+  Engine e(std::move(model));
+  for (const auto& cond : e.model_.conditions) {
+    if (auto it = e.conditions_->errors.find(cond.name); it != e.conditions_->errors.end()) return it->second;
+  }
+  return e;
+}
 
 Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& request) const {
   const TupleKey& tk = request.tuple;
@@ -358,7 +462,7 @@ Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& re
   ASSIGN_OR_RETURN(UserRef user, ValidateRequestUser(model_, tk.user));
   ASSIGN_OR_RETURN(TupleSet ctx, BuildContext(model_, request.contextual_tuples));
 
-  Evaluator ev(model_, tuples, ctx, request.explain);
+  Evaluator ev(model_, tuples, ctx, request.explain, &conditions_->programs, &conditions_->errors, request.context);
   Eval e = ev.Check(tk.object, obj->first, tk.relation, user, tk.user, 0);
   if (e.state == State::kError) return e.error;
   CheckResult r;
@@ -373,7 +477,8 @@ Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& re
 
 Result<std::vector<std::string>> Engine::ListObjects(const TupleSet& tuples, std::string_view type,
                                                      std::string_view relation, std::string_view user,
-                                                     const std::vector<TupleKey>& contextual_tuples) const {
+                                                     const std::vector<TupleKey>& contextual_tuples,
+                                                     std::string_view context) const {
   const TypeDefinition* td = model_.Find(type);
   if (td == nullptr) return TypeNotFound("type '" + std::string(type) + "' is not in the model");
   if (td->Find(relation) == nullptr) {
@@ -388,7 +493,7 @@ Result<std::vector<std::string>> Engine::ListObjects(const TupleSet& tuples, std
   std::vector<std::string> out;
   const std::string user_str(user);
   const std::string rel(relation);
-  Evaluator ev(model_, tuples, ctx, false);  // one memo for every candidate
+  Evaluator ev(model_, tuples, ctx, false, &conditions_->programs, &conditions_->errors, context);  // one memo for every candidate
   for (const auto& object : candidates) {
     Eval e = ev.Check(object, type, rel, u, user_str, 0);
     if (e.state == State::kError) return e.error;
@@ -399,7 +504,8 @@ Result<std::vector<std::string>> Engine::ListObjects(const TupleSet& tuples, std
 
 Result<std::vector<std::string>> Engine::ListUsers(const TupleSet& tuples, std::string_view object,
                                                    std::string_view relation, const std::vector<UserFilter>& filters,
-                                                   const std::vector<TupleKey>& contextual_tuples) const {
+                                                   const std::vector<TupleKey>& contextual_tuples,
+                                                   std::string_view context) const {
   auto obj = ParseObject(object);
   if (!obj) return ValidationError("malformed object '" + std::string(object) + "'");
   const TypeDefinition* td = model_.Find(obj->first);
@@ -421,15 +527,18 @@ Result<std::vector<std::string>> Engine::ListUsers(const TupleSet& tuples, std::
   const std::string rel(relation);
   std::set<std::string> out;
   // One memo per wildcard mode (results differ between the two).
-  Evaluator with_wildcards(model_, tuples, ctx, false);
-  Evaluator without_wildcards(model_, tuples, ctx, false);
+  Evaluator with_wildcards(model_, tuples, ctx, false, &conditions_->programs, &conditions_->errors, context);
+  Evaluator without_wildcards(model_, tuples, ctx, false, &conditions_->programs, &conditions_->errors, context);
   without_wildcards.set_ignore_wildcards(true);
+  with_wildcards.set_strict_conditions(true);
+  without_wildcards.set_strict_conditions(true);
   auto check = [&](const std::string& user_str, bool ignore_wildcards) -> Result<bool> {
     auto u = ParseUser(user_str);
     if (!u) return false;
     Evaluator& ev = ignore_wildcards ? without_wildcards : with_wildcards;
     Eval e = ev.Check(object_str, obj->first, rel, *u, user_str, 0);
     if (e.state == State::kError) return e.error;
+    if (ev.condition_error()) return *ev.condition_error();
     return e.state == State::kTrue;
   };
   for (const auto& f : filters) {

@@ -209,14 +209,62 @@ TEST_F(EngineTest, WriteErrors) {
   EXPECT_TRUE(solo.ByObjectRelation("document:7", "owner").empty());
 }
 
-TEST_F(EngineTest, ConditionalTuplesFailClosed) {
+TEST_F(EngineTest, ConditionalTuples) {
   W({Tk("document:1", "cond_viewer", "user:c", "c")});
+  // Missing parameter: OpenFGA's validation error (2000).
   auto res = engine_.Check(tuples_, {Tk("document:1", "cond_viewer", "user:c"), {}});
   ASSERT_FALSE(res.ok());
-  EXPECT_EQ(res.status().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(OpenFgaErrorCode(res.status()), 2000);
+  EXPECT_NE(res.status().message().find("missing context parameters"), std::string::npos);
   auto other = engine_.Check(tuples_, {Tk("document:1", "cond_viewer", "user:d"), {}});
   ASSERT_TRUE(other.ok());
   EXPECT_FALSE(other->allowed);
+  auto yes = engine_.Check(tuples_, {Tk("document:1", "cond_viewer", "user:c"), {}, R"({"x": 3})"});
+  ASSERT_TRUE(yes.ok());
+  EXPECT_TRUE(yes->allowed);
+  auto no = engine_.Check(tuples_, {Tk("document:1", "cond_viewer", "user:c"), {}, R"({"x": 30})"});
+  ASSERT_TRUE(no.ok());
+  EXPECT_FALSE(no->allowed);
+  // A value that does not convert to the declared type is an error.
+  auto bad = engine_.Check(tuples_, {Tk("document:1", "cond_viewer", "user:c"), {}, R"({"x": "ten"})"});
+  EXPECT_EQ(OpenFgaErrorCode(bad.status()), 2000);
+  // The tuple's context wins over the request's.
+  TupleKey ct = Tk("document:2", "cond_viewer", "user:c", "c");
+  ct.condition_context = R"({"x": 1})";
+  W({ct});
+  auto tuple_wins = engine_.Check(tuples_, {Tk("document:2", "cond_viewer", "user:c"), {}, R"({"x": 50})"});
+  ASSERT_TRUE(tuple_wins.ok());
+  EXPECT_TRUE(tuple_wins->allowed);
+  auto objs = engine_.ListObjects(tuples_, "document", "cond_viewer", "user:c", {}, R"({"x": 50})");
+  ASSERT_TRUE(objs.ok());
+  EXPECT_EQ(*objs, (std::vector<std::string>{"document:2"}));
+  auto users = engine_.ListUsers(tuples_, "document:1", "cond_viewer", {{"user", ""}}, {}, R"({"x": 5})");
+  ASSERT_TRUE(users.ok());
+  EXPECT_EQ(*users, (std::vector<std::string>{"user:c"}));
+}
+
+TEST_F(EngineTest, ConditionContextValidatedOnWrite) {
+  TupleKey t = Tk("document:3", "cond_viewer", "user:c", "c");
+  t.condition_context = R"({"nope": 1})";
+  EXPECT_EQ(OpenFgaErrorCode(tuples_.Write(engine_.model(), {t})), 2027);
+  t.condition_context = R"({"x": "ten"})";
+  EXPECT_EQ(OpenFgaErrorCode(tuples_.Write(engine_.model(), {t})), 2027);
+  t.condition_context = "[1]";
+  EXPECT_EQ(OpenFgaErrorCode(tuples_.Write(engine_.model(), {t})), 2027);
+  t.condition_context = R"({"x": 1})";
+  EXPECT_TRUE(tuples_.Write(engine_.model(), {t}).ok());
+}
+
+TEST_F(EngineTest, InvalidConditionExpressionFailsCreate) {
+  Model m = engine_.model();
+  m.conditions[0].expression = "x < ";
+  auto e = Engine::Create(m);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(OpenFgaErrorCode(e.status()), 2000);
+  m.conditions[0].expression = "y < 10";  // undeclared
+  EXPECT_FALSE(Engine::Create(m).ok());
+  m.conditions[0].expression = "x < 10";
+  EXPECT_TRUE(Engine::Create(m).ok());
 }
 
 TEST_F(EngineTest, Explanation) {

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "authz/authz.h"
+#include "authz/cel.h"
 #include "authz/engine_internal.h"
 
 namespace aigis::authz {
@@ -94,8 +95,13 @@ Status ValidateTuple(const Model& model, const TupleKey& tuple) {
   if (!user->relation.empty() && utype->Find(user->relation) == nullptr) {
     return bad("relation '" + user->type + "#" + user->relation + "' is not in the model");
   }
-  if (!tuple.condition.empty() && model.FindCondition(tuple.condition) == nullptr) {
-    return bad("condition '" + tuple.condition + "' is not in the model");
+  if (!tuple.condition.empty()) {
+    const Condition* cond = model.FindCondition(tuple.condition);
+    if (cond == nullptr) return bad("condition '" + tuple.condition + "' is not in the model");
+    if (!tuple.condition_context.empty()) {
+      Status st = cel::ValidateContext(*cond, tuple.condition_context);
+      if (!st.ok()) return bad(st.message());
+    }
   }
   for (const auto& r : rel->directly_related) {
     if (internal::RestrictionAdmits(r, *user, /*match_condition=*/true, tuple.condition)) return Status::Ok();

@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "crypto/crypto.h"
 #include "gateway/gateway.h"
+#include "authz/authz.h"
 #include "identity/identity.h"
 #include "store/store.h"
 
@@ -192,6 +193,11 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
       return 2;
     }
   }
+  auto fga = authz::Service::Open(**db);
+  if (!fga.ok()) {
+    spdlog::error("authz: {}", fga.status().message());
+    return 2;
+  }
   gateway::GatewayOptions opts;
   opts.version = kVersion;
   opts.commit = kCommit;
@@ -203,6 +209,7 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
   }
   auto& gw = **g;
   admin::Install(gw, id, admin::AdminOptions{*admin_token});
+  admin::InstallOpenFga(gw, std::move(fga).value(), admin::AdminOptions{*admin_token});
   auto ports = gw.Start();
   if (!ports.ok()) {
     spdlog::error("{}", ports.status().message());
