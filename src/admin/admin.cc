@@ -147,19 +147,8 @@ struct Query {
 
 Result<Query> ParseQuery(std::string_view text) {
   Query q;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t amp = text.find('&', pos);
-    if (amp == std::string_view::npos) amp = text.size();
-    std::string_view part = text.substr(pos, amp - pos);
-    pos = amp + 1;
-    if (part.empty()) continue;
-    if (q.items.size() >= kMaxQueryParams) return InvalidArgument("too many query parameters");
-    size_t eq = part.find('=');
-    std::string_view raw_key = part.substr(0, eq);
-    std::string_view raw_value = eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
-    ASSIGN_OR_RETURN(std::string key, FormUrlDecode(raw_key));
-    ASSIGN_OR_RETURN(std::string value, FormUrlDecode(raw_value));
+  ASSIGN_OR_RETURN(auto pairs, ParseUrlEncoded(text, kMaxQueryParams));
+  for (auto& [key, value] : pairs) {
     if (value.size() > kMaxQueryValue) {
       return InvalidArgument(fmt::format("query parameter '{}' is too long", Printable(key)));
     }

@@ -199,22 +199,9 @@ struct Query {
 };
 
 Result<Query> ParseQuery(std::string_view text) {
-  Query q;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t amp = text.find('&', pos);
-    if (amp == std::string_view::npos) amp = text.size();
-    std::string_view part = text.substr(pos, amp - pos);
-    pos = amp + 1;
-    if (part.empty()) continue;
-    if (q.items.size() >= 16) return Invalid("too many query parameters");
-    size_t eq = part.find('=');
-    ASSIGN_OR_RETURN(std::string key, FormUrlDecode(part.substr(0, eq)));
-    ASSIGN_OR_RETURN(std::string value,
-                     FormUrlDecode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1)));
-    q.items.emplace_back(std::move(key), std::move(value));
-  }
-  return q;
+  auto pairs = ParseUrlEncoded(text, 16);
+  if (!pairs.ok()) return Invalid(pairs.status().message());
+  return Query{std::move(pairs).value()};
 }
 
 bool Authorized(const AdminOptions& opt, const HttpRequest& req) {

@@ -220,4 +220,23 @@ Result<std::string> FormUrlDecode(std::string_view s) {
   return out;
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> ParseUrlEncoded(std::string_view text, size_t max_pairs) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t amp = text.find('&', pos);
+    if (amp == std::string_view::npos) amp = text.size();
+    std::string_view part = text.substr(pos, amp - pos);
+    pos = amp + 1;
+    if (part.empty()) continue;
+    if (out.size() >= max_pairs) return InvalidArgument("too many parameters (at most " + std::to_string(max_pairs) + ")");
+    size_t eq = part.find('=');
+    ASSIGN_OR_RETURN(std::string key, FormUrlDecode(part.substr(0, eq)));
+    ASSIGN_OR_RETURN(std::string value,
+                     FormUrlDecode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1)));
+    out.emplace_back(std::move(key), std::move(value));
+  }
+  return out;
+}
+
 }  // namespace aigis

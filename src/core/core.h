@@ -185,5 +185,8 @@ bool IsValidUtf8(std::string_view s);
 // application/x-www-form-urlencoded value: '+' is a space, %XX a byte;
 // kInvalidArgument on a truncated or non-hex escape.
 Result<std::string> FormUrlDecode(std::string_view s);
+// "a=1&b=2" (a form body or a URL query): the decoded pairs in order, empty
+// parts skipped; kInvalidArgument on a bad escape or more than `max_pairs`.
+Result<std::vector<std::pair<std::string, std::string>>> ParseUrlEncoded(std::string_view text, size_t max_pairs);
 
 }  // namespace aigis

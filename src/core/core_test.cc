@@ -77,3 +77,23 @@ TEST(Time, FormatsRfc3339) {
 
 }  // namespace
 }  // namespace aigis
+
+namespace aigis {
+namespace {
+
+TEST(ParseUrlEncoded, DecodesPairsInOrderAndBoundsThem) {
+  auto p = ParseUrlEncoded("a=1&&b=x+y%21&flag&c=", 8);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  std::vector<std::pair<std::string, std::string>> want = {{"a", "1"}, {"b", "x y!"}, {"flag", ""}, {"c", ""}};
+  EXPECT_EQ(*p, want);
+  EXPECT_FALSE(ParseUrlEncoded("a=%zz", 8).ok());
+  EXPECT_FALSE(ParseUrlEncoded("a=%4", 8).ok());
+  EXPECT_TRUE(ParseUrlEncoded("a=1&b=2", 2).ok());
+  auto over = ParseUrlEncoded("a=1&b=2&c=3", 2);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(ParseUrlEncoded("", 0)->empty());
+}
+
+}  // namespace
+}  // namespace aigis

@@ -45,24 +45,13 @@ json::value ActClaim(const std::vector<std::string>& chain) {
 }  // namespace
 
 Result<std::unordered_map<std::string, std::string>> ParseForm(std::string_view body) {
+  ASSIGN_OR_RETURN(auto pairs, ParseUrlEncoded(body, kMaxParams));
   std::unordered_map<std::string, std::string> out;
-  size_t i = 0;
-  while (i <= body.size() && !body.empty()) {
-    size_t amp = body.find('&', i);
-    std::string_view pair = body.substr(i, amp == std::string_view::npos ? std::string_view::npos : amp - i);
-    if (!pair.empty()) {
-      size_t eq = pair.find('=');
-      ASSIGN_OR_RETURN(std::string name, FormUrlDecode(pair.substr(0, eq)));
-      ASSIGN_OR_RETURN(std::string value,
-                       FormUrlDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1)));
-      if (out.size() >= kMaxParams) return InvalidArgument("too many parameters");
-      // RFC 6749 §3.1: parameters MUST NOT be included more than once.
-      if (!out.emplace(std::move(name), std::move(value)).second) {
-        return InvalidArgument("a parameter appears more than once");
-      }
+  for (auto& [name, value] : pairs) {
+    // RFC 6749 §3.1: parameters MUST NOT be included more than once.
+    if (!out.emplace(std::move(name), std::move(value)).second) {
+      return InvalidArgument("a parameter appears more than once");
     }
-    if (amp == std::string_view::npos) break;
-    i = amp + 1;
   }
   return out;
 }
