@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -435,6 +436,95 @@ void ParseIdentity(Reader& r, const YAML::Node& n, IdentityConfig& id) {
   }
 }
 
+// "{name}" references in a template; false (with an error) on an unknown or
+// unterminated one.
+bool CheckTemplate(Reader& r, const YAML::Node& at, const std::string& text, const std::string& what) {
+  const auto& known = AuthzTemplateVariables();
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '}') {
+      r.Error(at, fmt::format("{}: unmatched '}}' in '{}'", what, text));
+      return false;
+    }
+    if (text[i] != '{') continue;
+    size_t end = text.find('}', i);
+    if (end == std::string::npos) {
+      r.Error(at, fmt::format("{}: unterminated '{{' in '{}'", what, text));
+      return false;
+    }
+    std::string name = text.substr(i + 1, end - i - 1);
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + ("{" + k + "}");
+      r.Error(at, fmt::format("{}: unknown variable '{{{}}}' (known: {})", what, name, list));
+      return false;
+    }
+    i = end;
+  }
+  return true;
+}
+
+// "object#relation@user" (the OpenFGA tuple string form).
+bool IsTupleText(const std::string& t) {
+  size_t hash = t.find('#'), at = t.find('@', hash == std::string::npos ? 0 : hash);
+  return hash != std::string::npos && at != std::string::npos && hash > 0 && at > hash + 1 && at + 1 < t.size() &&
+         t.substr(0, hash).find(':') != std::string::npos;
+}
+
+void ParseAuthz(Reader& r, const YAML::Node& n, AuthzConfig& a) {
+  if (!r.Map(n, "authz", {"enabled", "store", "model_file", "seed_tuples", "checks"})) return;
+  r.Bool(n, "enabled", a.enabled, "authz");
+  r.Str(n, "store", a.store, "authz");
+  if (a.store.empty()) r.Error(n["store"], "authz.store must name a store");
+  r.Str(n, "model_file", a.model_file, "authz");
+  if (auto s = n["seed_tuples"]) {
+    a.seed_tuples = r.StringList(s, "authz.seed_tuples");
+    for (const auto& t : a.seed_tuples) {
+      if (!IsTupleText(t)) r.Error(s, fmt::format("authz.seed_tuples: '{}' is not object#relation@user", t));
+    }
+  }
+  if (auto c = n["checks"]) {
+    if (!r.Map(c, "authz.checks", {"llm"})) return;
+    for (const auto& kv : c) {
+      std::string kind = kv.first.Scalar();
+      if (kind != "llm") continue;  // reported by Map
+      std::string what = "authz.checks." + kind;
+      auto& list = a.checks[kind];
+      if (!kv.second.IsSequence()) {
+        r.Error(kv.second, what + " must be a list of checks (an empty list means no check)");
+        continue;
+      }
+      for (const auto& item : kv.second) {
+        if (!r.Map(item, what + "[]", {"user", "relation", "object", "contextual_tuples"})) continue;
+        AuthzCheckConfig chk;
+        chk.line = Reader::LineOf(item);
+        r.Str(item, "user", chk.user, what);
+        r.Str(item, "relation", chk.relation, what);
+        r.Str(item, "object", chk.object, what);
+        if (auto t = item["contextual_tuples"]) chk.contextual_tuples = r.StringList(t, what + ".contextual_tuples");
+        if (chk.relation.empty() || chk.object.empty() || chk.user.empty()) {
+          r.Error(item, what + ": a check needs user, relation and object");
+          continue;
+        }
+        if (chk.object.find(':') == std::string::npos) r.Error(item, what + ": object must be type:id");
+        CheckTemplate(r, item, chk.user, what + ".user");
+        CheckTemplate(r, item, chk.relation, what + ".relation");
+        CheckTemplate(r, item, chk.object, what + ".object");
+        for (const auto& t : chk.contextual_tuples) {
+          if (!IsTupleText(t)) r.Error(item, fmt::format("{}.contextual_tuples: '{}' is not object#relation@user", what, t));
+          else CheckTemplate(r, item, t, what + ".contextual_tuples");
+        }
+        list.push_back(std::move(chk));
+      }
+    }
+  }
+  if (!a.checks.count("llm")) {
+    AuthzCheckConfig d;
+    d.relation = "can_use";
+    d.object = "llm_model:{request.model}";
+    a.checks["llm"].push_back(std::move(d));
+  }
+}
+
 LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
   Config cfg;
   cfg.source = source;
@@ -442,7 +532,7 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
   if (root.IsNull()) {
     // An empty file means "all defaults".
   } else if (r.Map(root, "the top level", {"listeners", "server", "data_dir", "log", "reload", "upstreams",
-                                           "model_aliases", "routes", "identity"})) {
+                                           "model_aliases", "routes", "identity", "authz"})) {
     if (auto l = root["listeners"]) {
       if (r.Map(l, "listeners", {"proxy", "admin"})) {
         if (auto p = l["proxy"]) ParseListener(r, p, cfg.proxy, "listeners.proxy");
@@ -485,6 +575,7 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
       }
     }
     if (auto id = root["identity"]) ParseIdentity(r, id, cfg.identity);
+    if (auto az = root["authz"]) ParseAuthz(r, az, cfg.authz);
     if (auto rt = root["routes"]) {
       declared_routes = true;
       if (!rt.IsSequence()) r.Error(rt, "routes must be a list");
@@ -585,6 +676,12 @@ const UpstreamConfig* Config::FindUpstream(std::string_view name) const {
     if (u.name == name) return &u;
   }
   return nullptr;
+}
+
+const std::vector<std::string>& AuthzTemplateVariables() {
+  static const std::vector<std::string> kVars{"subject",       "principal.id", "principal.kind", "principal.tenant",
+                                              "request.model", "request.upstream_model", "route"};
+  return kVars;
 }
 
 Config Defaults() {

@@ -155,6 +155,38 @@ struct IdentityConfig {
   std::optional<BootstrapAgentConfig> bootstrap_agent;
 };
 
+// One relationship check of the authorize stage (docs/authz.md). The fields
+// are templates: {principal.id}, {principal.kind}, {principal.tenant},
+// {subject}, {request.model}, {request.upstream_model}, {route}. {subject}
+// stands for the caller as "type:id" (its kind is the type: agent:<id>,
+// user:<sub>) and, when it acts on behalf of someone, each actor of its
+// `act` chain as agent:<id>: the check is repeated for each and all must
+// pass.
+struct AuthzCheckConfig {
+  std::string user = "{subject}";
+  std::string relation;
+  std::string object;
+  // Added to this check only: "object#relation@user" templates.
+  std::vector<std::string> contextual_tuples;
+  int line = 0;
+  bool operator==(const AuthzCheckConfig&) const = default;
+};
+
+struct AuthzConfig {
+  bool enabled = false;         // when on, every request needs its grants
+  std::string store = "aigis";  // OpenFGA store (by name) in each tenant
+  std::string model_file;       // "" = the built-in rules/authz/model.fga
+  // Written at start into the default tenant's store when missing:
+  // "object#relation@user".
+  std::vector<std::string> seed_tuples;
+  // Checks per route kind. Kinds: llm (default: {subject} can_use
+  // llm_model:{request.model}).
+  std::map<std::string, std::vector<AuthzCheckConfig>> checks;
+};
+
+// The template variables an authz check may use.
+const std::vector<std::string>& AuthzTemplateVariables();
+
 struct Config {
   std::string source;  // file the config came from ("" = built-in defaults)
   ListenerConfig proxy{"127.0.0.1", 8080, std::nullopt};
@@ -167,6 +199,7 @@ struct Config {
   std::map<std::string, std::string> model_aliases;  // public name -> model sent upstream
   std::vector<RouteConfig> routes;                 // default: "*" -> echo
   IdentityConfig identity;
+  AuthzConfig authz;
 
   const UpstreamConfig* FindUpstream(std::string_view name) const;
 };

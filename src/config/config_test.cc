@@ -133,6 +133,63 @@ TEST(Config, DuplicateNamesAreErrors) {
   EXPECT_THAT(r.errors[0], HasSubstr("d.yaml:3: upstream 'u' is declared twice (first at line 2)"));
 }
 
+TEST(Config, AuthzDefaultsAndChecks) {
+  auto off = LoadString("", "a.yaml");
+  ASSERT_TRUE(off.errors.empty());
+  EXPECT_FALSE(off.config->authz.enabled);
+
+  auto on = LoadString("authz:\n  enabled: true\n  seed_tuples: [\"llm_model:x#can_use@agent:a\"]\n", "a.yaml");
+  ASSERT_TRUE(on.errors.empty()) << on.errors[0];
+  const auto& a = on.config->authz;
+  EXPECT_TRUE(a.enabled);
+  EXPECT_EQ(a.store, "aigis");
+  ASSERT_EQ(a.checks.at("llm").size(), 1u);
+  EXPECT_EQ(a.checks.at("llm")[0].user, "{subject}");
+  EXPECT_EQ(a.checks.at("llm")[0].relation, "can_use");
+  EXPECT_EQ(a.checks.at("llm")[0].object, "llm_model:{request.model}");
+
+  auto custom = LoadString(R"(
+authz:
+  enabled: true
+  checks:
+    llm:
+      - user: "agent:{principal.id}"
+        relation: can_use
+        object: "llm_model:{request.upstream_model}"
+        contextual_tuples: ["llm_model:{request.upstream_model}#tenant@tenant:{principal.tenant}"]
+      - relation: can_use
+        object: "agent:{principal.id}"
+)", "a.yaml");
+  ASSERT_TRUE(custom.errors.empty()) << custom.errors[0];
+  ASSERT_EQ(custom.config->authz.checks.at("llm").size(), 2u);
+  EXPECT_EQ(custom.config->authz.checks.at("llm")[0].contextual_tuples.size(), 1u);
+
+  auto none = LoadString("authz:\n  enabled: true\n  checks:\n    llm: []\n", "a.yaml");
+  ASSERT_TRUE(none.errors.empty()) << none.errors[0];
+  EXPECT_TRUE(none.config->authz.checks.at("llm").empty()) << "an explicit empty list means no check";
+}
+
+TEST(Config, AuthzErrorsNameTheLine) {
+  auto r = LoadString(R"(authz:
+  enabled: yes
+  seed_tuples: ["llm_model:x@agent:a"]
+  checks:
+    mcp: []
+    llm:
+      - relation: can_use
+        object: "llm_model:{request.modle}"
+      - object: "llm_model:x"
+      - relation: can_use
+        object: "llm_model:{request.model"
+)", "a.yaml");
+  EXPECT_THAT(r.errors, ElementsAre(HasSubstr("a.yaml:2: authz.enabled must be true or false"),
+                                    HasSubstr("a.yaml:3: authz.seed_tuples: 'llm_model:x@agent:a' is not object#relation@user"),
+                                    HasSubstr("a.yaml:5: unknown key 'mcp' in authz.checks"),
+                                    HasSubstr("a.yaml:7: authz.checks.llm.object: unknown variable '{request.modle}'"),
+                                    HasSubstr("a.yaml:9: authz.checks.llm: a check needs user, relation and object"),
+                                    HasSubstr("a.yaml:10: authz.checks.llm.object: unterminated '{'")));
+}
+
 TEST(Config, HostileYamlDoesNotCrash) {
   std::vector<std::string> inputs = {
       "[", "{", "a: &a [*a]", "!!binary zzz", "- - - - - -", ":", "a: b: c", "listeners: [1,2]",

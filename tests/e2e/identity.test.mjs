@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -20,58 +19,16 @@ import * as oauth from 'oauth4webapi';
 import {
   Anthropic, CLIENT_KEY, E2E_AGENT, OpenAI, UPSTREAM_OPENAI_KEY, anthropicClient, assertAnthropicError,
   assertOpenAIError, baseConfig, expectThrow, openaiClient, openaiCompletion, rawPost, runAigisExpectingExit,
-  sleep, startAigis, startFakeUpstream,
+  sleep, startAigis, startFakeIdp, startFakeUpstream, IDP_AUDIENCE,
 } from './lib.mjs';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
-const IDP_AUDIENCE = 'aigis-e2e';
 const HTTP = { [oauth.allowInsecureRequests]: true };
 const opts = () => ({ ...HTTP, signal: AbortSignal.timeout(10_000) });
 const nowS = () => Math.floor(Date.now() / 1000);
 const b64url = (x) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x)).toString('base64url');
-
-// ------------------------------------------------------------ fake IdP ----
-
-// An external identity provider: a JWKS on 127.0.0.1 and an ES256 key the
-// test signs user tokens with. `other` is a key it does not publish.
-async function startFakeIdp() {
-  const { publicKey, privateKey } = await jose.generateKeyPair('ES256');
-  const other = await jose.generateKeyPair('ES256');
-  const jwk = { ...(await jose.exportJWK(publicKey)), kid: 'idp-key-1', alg: 'ES256', use: 'sig' };
-  let fetches = 0;
-  const server = http.createServer((req, res) => {
-    if (req.url === '/jwks') {
-      fetches++;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ keys: [jwk] }));
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise((res, rej) => server.listen(0, '127.0.0.1', res).on('error', rej));
-  const { port } = server.address();
-  const issuer = `http://127.0.0.1:${port}/realms/e2e`;
-  const idp = {
-    issuer,
-    jwksUrl: `http://127.0.0.1:${port}/jwks`,
-    get fetches() { return fetches; },
-    // A user token; `claims` overrides/extends the defaults, `header` the
-    // protected header, `key` the signing key.
-    async sign(claims = {}, { header = {}, key = privateKey } = {}) {
-      const t = nowS();
-      return new jose.SignJWT({
-        iss: issuer, sub: 'user-1', aud: IDP_AUDIENCE, iat: t, nbf: t, exp: t + 300,
-        jti: crypto.randomUUID(), scope: 'llm:chat tools:read', email: 'user-1@example.test', ...claims,
-      }).setProtectedHeader({ alg: 'ES256', kid: 'idp-key-1', typ: 'JWT', ...header }).sign(key);
-    },
-    otherKey: other.privateKey,
-    close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
-  };
-  return idp;
-}
 
 // ------------------------------------------------------------- helpers ----
 

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import Anthropic from '@anthropic-ai/sdk';
+import * as jose from 'jose';
 import OpenAI from 'openai';
 
 export const AIGIS_BIN = process.env.AIGIS_BIN || new URL('../../build-asan/aigis', import.meta.url).pathname;
@@ -685,3 +686,47 @@ export function anthropicClient(gw, opts = {}) {
   return new Anthropic({ apiKey: gw.apiKey, baseURL: gw.anthropicBaseURL, maxRetries: 0, timeout: 15_000, ...opts });
 }
 export { OpenAI, Anthropic };
+
+export const IDP_AUDIENCE = 'aigis-e2e';
+
+// ------------------------------------------------------------ fake IdP ----
+
+// An external identity provider: a JWKS on 127.0.0.1 and an ES256 key the
+// test signs user tokens with. `other` is a key it does not publish.
+export async function startFakeIdp() {
+  const { publicKey, privateKey } = await jose.generateKeyPair('ES256');
+  const other = await jose.generateKeyPair('ES256');
+  const jwk = { ...(await jose.exportJWK(publicKey)), kid: 'idp-key-1', alg: 'ES256', use: 'sig' };
+  let fetches = 0;
+  const server = http.createServer((req, res) => {
+    if (req.url === '/jwks') {
+      fetches++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [jwk] }));
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((res, rej) => server.listen(0, '127.0.0.1', res).on('error', rej));
+  const { port } = server.address();
+  const issuer = `http://127.0.0.1:${port}/realms/e2e`;
+  const idp = {
+    issuer,
+    jwksUrl: `http://127.0.0.1:${port}/jwks`,
+    get fetches() { return fetches; },
+    // A user token; `claims` overrides/extends the defaults, `header` the
+    // protected header, `key` the signing key.
+    async sign(claims = {}, { header = {}, key = privateKey } = {}) {
+      const t = Math.floor(Date.now() / 1000);
+      return new jose.SignJWT({
+        iss: issuer, sub: 'user-1', aud: IDP_AUDIENCE, iat: t, nbf: t, exp: t + 300,
+        jti: crypto.randomUUID(), scope: 'llm:chat tools:read', email: 'user-1@example.test', ...claims,
+      }).setProtectedHeader({ alg: 'ES256', kid: 'idp-key-1', typ: 'JWT', ...header }).sign(key);
+    },
+    otherKey: other.privateKey,
+    close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
+  };
+  return idp;
+}
+
