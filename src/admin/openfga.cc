@@ -279,10 +279,18 @@ HttpResponse Check(Call& c, const std::string& store) {
   FGA_ASSIGN(r.tuple, ParseTupleKey(it->value()));
   FGA_ASSIGN(r.contextual_tuples, TupleKeys(c.body, "contextual_tuples"));
   FGA_ASSIGN(r.context, ContextText(c.body, "context"));
-  FGA_ASSIGN(auto res, view.engine->Check(view.tuples, r));
+  // OpenFGA's `trace` asks for the resolution path: ours is the explanation,
+  // one step per line.
+  if (auto t = c.body.find("trace"); t != c.body.end()) {
+    if (!t->value().is_bool()) return Error(Invalid("'trace' must be a boolean"));
+    r.explain = t->value().get_bool();
+  }
+  FGA_ASSIGN(auto res, c.svc.Check(c.tenant, store, view.model_id, r));
   json::object o;
-  o["allowed"] = res.allowed;
-  o["resolution"] = "";
+  o["allowed"] = res.result.allowed;
+  std::string resolution;
+  for (const auto& step : res.result.explanation) resolution += (resolution.empty() ? "" : "\n") + step;
+  o["resolution"] = resolution;
   return Json(200, o);
 }
 
@@ -304,10 +312,10 @@ HttpResponse BatchCheck(Call& c, const std::string& store) {
     FGA_ASSIGN(r.tuple, ParseTupleKey(tk->value()));
     FGA_ASSIGN(r.contextual_tuples, TupleKeys(o, "contextual_tuples"));
     FGA_ASSIGN(r.context, ContextText(o, "context"));
-    auto res = view.engine->Check(view.tuples, r);
+    auto res = c.svc.Check(c.tenant, store, view.model_id, r);
     json::object one;
     if (res.ok()) {
-      one["allowed"] = res->allowed;
+      one["allowed"] = res->result.allowed;
     } else {
       json::object err;
       auto [code, message] = SplitCode(res.status());
@@ -491,7 +499,7 @@ json::object ExpandNode(const authz::Rewrite& rw, const std::string& object, con
   std::string name = object + "#" + relation;
   auto tuples_of = [&](const std::string& rel) {
     std::vector<std::string> users;
-    for (const authz::TupleKey* t : tuples.ByObjectRelation(object, rel)) users.push_back(t->user);
+    for (const authz::TupleView& t : tuples.ByObjectRelation(object, rel)) users.emplace_back(t.user);
     for (const auto& t : extra) {
       if (t.object == object && t.relation == rel &&
           std::find(users.begin(), users.end(), t.user) == users.end()) {

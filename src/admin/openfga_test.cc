@@ -105,6 +105,14 @@ TEST_F(OpenFgaTest, StoreModelTupleCheckFlow) {
                  R"({"tuple_key":{"user":"user:anne","relation":"viewer","object":"document:1"}})");
   ASSERT_EQ(c.status, 200) << c.raw;
   EXPECT_TRUE(c.body.at("allowed").as_bool());
+  EXPECT_EQ(Str(c, "resolution"), "") << "no trace unless asked";
+  Reply traced = Call("POST", "/stores/" + id + "/check",
+                      R"({"tuple_key":{"user":"user:anne","relation":"viewer","object":"document:1"},"trace":true})");
+  ASSERT_EQ(traced.status, 200) << traced.raw;
+  EXPECT_EQ(Str(traced, "resolution"), "document:1#viewer@user:anne\ntuple document:1#viewer@user:anne");
+  Reply bad_trace = Call("POST", "/stores/" + id + "/check",
+                         R"({"tuple_key":{"user":"user:anne","relation":"viewer","object":"document:1"},"trace":"yes"})");
+  EXPECT_EQ(bad_trace.status, 400) << bad_trace.raw;
   Reply c2 = Call("POST", "/stores/" + id + "/check",
                   R"({"tuple_key":{"user":"user:bob","relation":"viewer","object":"document:1"}})");
   EXPECT_FALSE(c2.body.at("allowed").as_bool());

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,6 +32,11 @@
 
 namespace aigis::store {
 class Store;
+}
+
+namespace aigis::authz::internal {
+struct TupleSetAccess;
+struct ReadSet;
 }
 
 namespace aigis::authz {
@@ -174,13 +180,32 @@ int OpenFgaErrorCode(const Status& status);
 // "invalid_tuple" tag otherwise.
 Status ValidateTuple(const Model& model, const TupleKey& tuple);
 
-// An in-memory set of tuples with two indexes (object#relation -> tuples,
-// user -> tuples). Copy-on-write: copying a TupleSet is O(1) and yields an
-// immutable snapshot; Write on a shared version builds a new one (O(size)),
-// so readers holding a copy are never affected; Write on an unshared version
-// updates it in place (O(writes), plus O(size) when deleting). A TupleSet
-// object must not be written while another thread uses that same object;
-// concurrent const use, and use of distinct copies, is safe.
+// A read-only view of one stored tuple; the strings point into the TupleSet
+// version it came from (valid while that version is alive: see TupleSet).
+struct TupleView {
+  std::string_view object;
+  std::string_view relation;
+  std::string_view user;
+  std::string_view condition;
+  std::string_view condition_context;
+  int64_t timestamp_ms = 0;  // as given to the Write that added it
+  TupleKey ToKey() const;
+  std::string ToString() const { return ToKey().ToString(); }
+};
+
+// An in-memory set of tuples, compact at millions of tuples: strings are
+// interned into 32-bit symbols and tuples stored as small records in
+// immutable, shared segments with hash indexes (object#relation -> tuples,
+// with the userset tuples apart; user -> tuples; object#relation@user ->
+// tuple; type -> entities). See tuples.cc for the layout.
+//
+// Copying a TupleSet is O(1) and yields an immutable snapshot: Write never
+// changes a segment another version can see; it adds a small segment (its
+// tuples, tombstones for the deleted ones, the new symbols) and merges the
+// newest segments when they grow (amortised O(log n) per written tuple, an
+// occasional O(n) merge into the base). A TupleSet object must not be
+// written while another thread uses that same object; concurrent const use,
+// and use of distinct copies, is safe; readers never lock.
 class TupleSet {
  public:
   TupleSet();
@@ -190,25 +215,38 @@ class TupleSet {
   // when a written tuple already exists, a deleted one does not, or a tuple
   // appears twice in the request; "invalid_tuple" when a write does not fit
   // the model. Deletes are not validated against the model (OpenFGA allows
-  // deleting tuples that an older model admitted).
+  // deleting tuples that an older model admitted). Written tuples carry
+  // `timestamp_ms`. A successful Write advances revision() by one.
   Status Write(const Model& model, const std::vector<TupleKey>& writes,
-               const std::vector<TupleKey>& deletes = {});
+               const std::vector<TupleKey>& deletes = {}, int64_t timestamp_ms = 0);
 
-  // Lookups return pointers into this version; they stay valid until the
-  // next Write on this object (a copy keeps its version alive).
+  // Lookups return views into this version; they stay valid until the next
+  // Write on this object (a copy keeps its version alive).
   size_t size() const;
-  bool Contains(const TupleKey& tuple) const;  // ignores `condition`
+  bool Contains(const TupleKey& tuple) const;  // by object, relation, user: O(1)
+  std::optional<TupleView> Find(const TupleKey& tuple) const;  // likewise
   // Tuples with this object and relation (any user), in insertion order.
-  std::vector<const TupleKey*> ByObjectRelation(std::string_view object, std::string_view relation) const;
-  // Tuples whose user is exactly `user`.
-  std::vector<const TupleKey*> ByUser(std::string_view user) const;
-  // Every tuple, in insertion order.
-  std::vector<const TupleKey*> All() const;
+  std::vector<TupleView> ByObjectRelation(std::string_view object, std::string_view relation) const;
+  // Tuples whose user is exactly `user`, in insertion order.
+  std::vector<TupleView> ByUser(std::string_view user) const;
+  // Every tuple, in insertion order (O(size): prefer ForEach).
+  std::vector<TupleView> All() const;
+  // Calls `f` on every tuple in insertion order until it returns false.
+  void ForEach(const std::function<bool(const TupleView&)>& f) const;
+
+  // Successful Writes in this lineage (0 for a new set).
+  uint64_t revision() const;
+  // The revision of the last Write that added or removed a tuple with this
+  // object and relation (0 if none ever did; kept when the list empties).
+  uint64_t ModifiedAt(std::string_view object, std::string_view relation) const;
+  // Approximate heap bytes held by this version (shared segments included).
+  size_t MemoryUsage() const;
 
   struct Data;  // internal
 
  private:
-  std::shared_ptr<Data> data_;  // never modified while shared
+  friend struct internal::TupleSetAccess;
+  std::shared_ptr<const Data> data_;
 };
 
 struct CheckRequest {
@@ -240,9 +278,18 @@ struct UserFilter {
 // wildcards, usersets, computed usersets, tuple-to-userset, union,
 // intersection and exclusion, and conditions (CEL, see cel.h: evaluated with
 // bounded cost). Tuples that the current model no longer admits are ignored
-// (including a tuple whose condition does not match the type restriction). A cycle resolves to "not allowed" (never an error), like
-// OpenFGA; a resolution deeper than kMaxDepth dispatches fails with
+// (including a tuple whose condition does not match the type restriction).
+// A cycle resolves to "not allowed" (never an error), like OpenFGA; a
+// resolution deeper than kMaxDepth dispatches fails with
 // "authorization_model_resolution_too_complex". Immutable and thread-safe.
+//
+// Work is bounded by what can matter (engine.cc): a sub-check whose user is
+// in none of the tuple lists its rewrites can end in is "not allowed"
+// without a walk (unless a conditional userset or tuple-to-userset
+// restriction lies under it), so a depth-limit error such an unwalkable
+// sub-check would have met is not reported; ListObjects checks only the
+// objects connected to the user by tuples. CheckResult::depth counts the
+// dispatches actually walked.
 class Engine {
  public:
   static constexpr int kMaxDepth = 25;
@@ -264,7 +311,9 @@ class Engine {
   // condition it meets and fails ("validation_error") on any condition error
   // (e.g. missing parameters) even where another path grants; ListObjects
   // fails only where the answer depends on it, like Check.
-  // Objects "type:id" of `type` on which `user` has `relation`, sorted.
+  // Objects "type:id" of `type` on which `user` has `relation`, sorted
+  // (candidates: the objects reachable from the user, its `type:*` and, for a
+  // userset user, its object, through the user -> tuples index).
   // Unknown type: "type_not_found"; unknown relation: "relation_not_found";
   // malformed or unknown user: "validation_error".
   Result<std::vector<std::string>> ListObjects(const TupleSet& tuples, std::string_view type,
@@ -279,9 +328,43 @@ class Engine {
                                              std::string_view context = {}) const;
 
  private:
+  friend class CheckCache;
   struct Conditions;  // compiled expressions (engine.cc)
+  // Check that also reports the tuple lists it read (for CheckCache).
+  Result<CheckResult> Check(const TupleSet& tuples, const CheckRequest& request, internal::ReadSet* reads) const;
   Model model_;
   std::shared_ptr<const Conditions> conditions_;
+};
+
+// Caches Check results for ONE store lineage (a TupleSet and the versions
+// written from it) across revisions. An entry remembers the revision it was
+// computed at and the (object, relation) tuple lists its evaluation read
+// (contextual-tuple lists included); a lookup hits only when the snapshot is
+// of the same lineage, not older than the entry, and none of those lists was
+// modified since (TupleSet::ModifiedAt(o, r) <= entry revision), so a write
+// invalidates exactly the entries whose answer it could change. Key: model
+// id, object, relation, user, contextual tuples (order-insensitive), context
+// text and the explain flag. Errors are not cached. Thread-safe (sharded
+// mutexes); bounded by `capacity` entries (LRU per shard). The model id must
+// name one immutable model (as Service's ids do).
+class CheckCache {
+ public:
+  explicit CheckCache(size_t capacity = 100000);
+  ~CheckCache();
+  CheckCache(const CheckCache&) = delete;
+  CheckCache& operator=(const CheckCache&) = delete;
+
+  // engine.Check(tuples, request) through the cache; `hit` (optional) tells
+  // whether the answer came from it.
+  Result<CheckResult> Check(const Engine& engine, std::string_view model_id, const TupleSet& tuples,
+                            const CheckRequest& request, bool* hit = nullptr);
+  size_t size() const;
+  void Clear();
+
+ private:
+  struct Shard;
+  size_t capacity_per_shard_;
+  std::unique_ptr<Shard[]> shards_;
 };
 
 // -------------------------------------------------------------- Service ----
@@ -329,6 +412,14 @@ struct StoreView {
   TupleSet tuples;
 };
 
+// Service::Check's answer.
+struct CheckOutcome {
+  CheckResult result;
+  std::string model_id;   // the model that answered
+  uint64_t revision = 0;  // the tuple revision (TupleSet::revision) it answered at
+  bool cached = false;    // served by the store's CheckCache
+};
+
 class Service {
  public:
   static constexpr int kDefaultPageSize = 50;
@@ -368,6 +459,15 @@ class Service {
 
   Result<StoreView> View(const std::string& tenant, const std::string& store_id, const std::string& model_id) const;
 
+  // The first store named exactly `name` (oldest first);
+  // "store_id_not_found: ..." when there is none.
+  Result<StoreInfo> FindStoreByName(const std::string& tenant, const std::string& name) const;
+
+  // Check through the store's CheckCache (one per store, kept across its
+  // Writes, dropped with the store). model_id "" = the latest model.
+  Result<CheckOutcome> Check(const std::string& tenant, const std::string& store_id, const std::string& model_id,
+                             const CheckRequest& request) const;
+
   struct Impl;
 
  private:
@@ -378,5 +478,21 @@ class Service {
 // A new ULID (26 Crockford base32 characters, time-ordered, monotonic within
 // this process).
 std::string NewUlid();
+
+// ------------------------------------------------------------ Defaults ----
+
+// The default model shipped in rules/authz/model.fga (compiled in).
+std::string_view DefaultModelDsl();
+
+// Parses the OpenFGA tuple string form "object#relation@user" (as the fga
+// CLI and docs write tuples). kInvalidArgument when it is not of that form.
+Result<TupleKey> ParseTupleString(std::string_view text);
+
+// Makes sure the store `name` exists in `tenant`, that its latest model is
+// `model_dsl` (writing a new model version when it differs) and that every
+// seed tuple exists (writing the missing ones in one batch). Returns the
+// store id. Used at start by the gateway's authorize stage.
+Result<std::string> EnsureStore(Service& service, const std::string& tenant, const std::string& name,
+                                std::string_view model_dsl, const std::vector<std::string>& seed_tuples);
 
 }  // namespace aigis::authz

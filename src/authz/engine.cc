@@ -8,6 +8,25 @@
 // detected" flag (it never makes a union true, it poisons intersections and
 // exclusions) and reads as "not allowed" at the top.
 //
+// Evaluation runs on interned symbols (see tuples.cc), never building a
+// string per step. The direct step looks up the exact tuple and the `type:*`
+// tuple by hash and scans only the list's userset tuples; explain mode and
+// ListUsers' strict / wildcard-ignoring modes scan the whole list in
+// insertion order, as their output depends on it. ListObjects checks only
+// the objects reachable from the user through the user -> tuples index.
+//
+// Outside explain and ListUsers' modes, three shortcuts, each exact as to
+// "allowed" (see Engine's contract for what they do to errors):
+// * a shallow pass first (ProvenShallow): the walk without userset tuples
+//   and exclusions, which finds most grants at a fraction of the cost;
+// * MayReach: a sub-check whose user is in none of the lists its rewrites
+//   can end in (per type and relation, from the model) is "not allowed";
+// * InCone: before following a userset tuple `o#r`, whether o is among the
+//   objects reachable back from the user through the steps a grant of
+//   (type of o, r) can take (the user's nested groups, typically).
+// The last two rest on whole-type indexes rather than on the lists read, so
+// they are off when the CheckCache records a read set.
+//
 // Within one Evaluator (one Check, or one whole ListObjects / ListUsers),
 // definite results of sub-checks that met no cycle are memoized together with
 // the depth they needed, so shared subgraphs are walked once without changing
@@ -16,8 +35,6 @@
 #include <algorithm>
 #include <map>
 #include <set>
-#include <unordered_map>
-#include <unordered_set>
 
 #include "authz/authz.h"
 #include "authz/cel.h"
@@ -48,17 +65,6 @@ Status ValidationError(std::string m) { return InvalidArgument("validation_error
 Status TypeNotFound(std::string m) { return InvalidArgument("type_not_found: " + std::move(m)); }
 Status RelationNotFound(std::string m) { return InvalidArgument("relation_not_found: " + std::move(m)); }
 
-// Whether the relation's type restrictions admit the tuple's user form with
-// its condition (OpenFGA ignores tuples that the current model does not
-// admit, including `user:*` written without the condition the model now
-// requires, or with a condition it no longer names).
-bool Admitted(const Relation& rel, const UserRef& u, std::string_view condition) {
-  for (const auto& r : rel.directly_related) {
-    if (internal::RestrictionAdmits(r, u, /*match_condition=*/true, condition)) return true;
-  }
-  return false;
-}
-
 // Accumulates operand results for a union: true wins, then errors, then
 // cycles.
 struct UnionAcc {
@@ -74,24 +80,107 @@ struct UnionAcc {
   }
 };
 
+// What the rewrites of one relation can end in: the directly assignable
+// lists (type, relation) and the user type each admits as a plain or
+// wildcard user; `unsafe` when a conditional userset or tuple-to-userset
+// restriction lies under it (see Evaluator::MayReach).
+struct RelationReach {
+  bool unsafe = false;
+  std::vector<std::tuple<std::string, std::string, std::string>> ends;  // (type, relation, user type)
+  // The steps a grant can take between objects, for walking back from the
+  // user (Evaluator::InCone): a userset `Y#s` admitted by (type, relation),
+  // and a tuple-to-userset parent of type P through (type, tupleset).
+  std::vector<std::tuple<std::string, std::string, std::string, std::string>> usersets;  // (type, relation, Y, s)
+  std::vector<std::tuple<std::string, std::string, std::string>> parents;               // (type, tupleset, P)
+};
+
+RelationReach ComputeReach(const Model& model, const TypeDefinition& td, const Relation& relation) {
+  RelationReach out;
+  std::vector<std::pair<const TypeDefinition*, const Relation*>> todo;
+  std::set<const Relation*> seen;
+  auto add = [&](const TypeDefinition* t, std::string_view rel) {
+    const Relation* r = t ? t->Find(rel) : nullptr;
+    if (r != nullptr && seen.insert(r).second) todo.emplace_back(t, r);
+  };
+  add(&td, relation.name);
+  while (!todo.empty()) {
+    auto [t, r] = todo.back();
+    todo.pop_back();
+    std::vector<const authz::Rewrite*> nodes = {&r->rewrite};
+    while (!nodes.empty()) {
+      const authz::Rewrite* n = nodes.back();
+      nodes.pop_back();
+      using K = authz::Rewrite::Kind;
+      switch (n->kind) {
+        case K::kThis:
+          for (const auto& tr : r->directly_related) {
+            if (!tr.relation.empty()) {
+              if (!tr.condition.empty()) out.unsafe = true;
+              out.usersets.emplace_back(t->name, r->name, tr.type, tr.relation);
+              add(model.Find(tr.type), tr.relation);
+            } else {
+              out.ends.emplace_back(t->name, r->name, tr.type);
+            }
+          }
+          break;
+        case K::kComputed:
+          add(t, n->relation);
+          break;
+        case K::kTupleToUserset:
+          if (const Relation* ts = t->Find(n->tupleset)) {
+            for (const auto& tr : ts->directly_related) {
+              if (!tr.condition.empty()) out.unsafe = true;
+              out.parents.emplace_back(t->name, ts->name, tr.type);
+              add(model.Find(tr.type), n->relation);
+            }
+          }
+          break;
+        default:
+          for (const auto& c : n->children) nodes.push_back(&c);
+      }
+    }
+  }
+  auto dedup = [](auto& v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+  };
+  dedup(out.ends);
+  dedup(out.usersets);
+  dedup(out.parents);
+  return out;
+}
+
 }  // namespace
 
 struct Engine::Conditions {
   std::map<std::string, std::shared_ptr<const cel::Program>, std::less<>> programs;
   std::map<std::string, Status, std::less<>> errors;  // conditions whose expression does not compile
+  // "type#relation" -> what its rewrites can end in (Evaluator::MayReach);
+  // empty for very large models (no pruning).
+  std::map<std::string, RelationReach, std::less<>> reach;
 };
 
 namespace {
 
+using internal::Overlay;
+using internal::Sym;
+using internal::SymInfo;
+using internal::SymKind;
+using internal::Triple;
+using internal::TripleHash;
+using internal::Tuple;
+using internal::View;
 using ProgramMap = std::map<std::string, std::shared_ptr<const cel::Program>, std::less<>>;
 
+// Evaluation over interned symbols: objects, relations and users are symbols
+// of the request's view (the stored tuples plus an overlay holding the
+// contextual tuples and any request string the store has never seen).
 class Evaluator {
  public:
-  Evaluator(const Model& model, const TupleSet& store, const TupleSet& ctx, bool explain,
-            const ProgramMap* programs = nullptr, const std::map<std::string, Status, std::less<>>* errors = nullptr,
-            std::string_view context = {})
-      : model_(model), store_(store), ctx_(ctx), explain_(explain), programs_(programs), compile_errors_(errors),
-        context_(context) {}
+  Evaluator(const Model& model, Overlay& overlay, bool explain, const ProgramMap* programs = nullptr,
+            const std::map<std::string, Status, std::less<>>* errors = nullptr, std::string_view context = {})
+      : model_(model), overlay_(overlay), view_(overlay.view()), explain_(explain), programs_(programs),
+        compile_errors_(errors), context_(context) {}
 
   // Wildcard tuples do not grant concrete users (ListUsers uses this to tell
   // users reached through a wildcard from users related in their own right).
@@ -100,100 +189,285 @@ class Evaluator {
   // short-circuit at the first grant), and any condition error fails the
   // request, as OpenFGA's ListUsers does.
   void set_strict_conditions(bool v) { strict_conditions_ = v; }
+  void set_reach(const std::map<std::string, RelationReach, std::less<>>* r) { reach_summaries_ = r; }
+  // Records every (object, relation) tuple list read (for the CheckCache).
+  void set_reads(boost::unordered_flat_set<uint64_t>* reads) { reads_ = reads; }
   const std::optional<Status>& condition_error() const { return condition_error_; }
   int max_depth() const { return max_depth_; }
   std::vector<std::string>& trace() { return trace_; }
 
-  // object is "type:id" and already validated; user parsed from user_str.
-  Eval Check(const std::string& object, std::string_view type, const std::string& relation, const UserRef& user,
-             const std::string& user_str, int depth) {
-    const TypeDefinition* td = model_.Find(type);
-    const Relation* rel = td ? td->Find(relation) : nullptr;
+  // Whether a quick pass proves the grant: the same walk without following
+  // userset tuples (nor exclusions), so it finds grants by direct, wildcard,
+  // computed and tuple-to-userset steps at a fraction of a full walk's cost.
+  // A grant it finds is a grant of the full walk (each step it takes is one
+  // the full walk takes, and unions are monotone); anything else (not
+  // proven, cycle, error) says nothing, and the caller runs the full walk.
+  bool ProvenShallow(Sym object, Sym relation, Sym user) {
+    if (explain_ || strict_conditions_ || ignore_wildcards_) return false;
+    shallow_ = true;
+    Eval e = Check(object, relation, user, 0);
+    shallow_ = false;
+    return e.state == State::kTrue;
+  }
+
+  // `object` is a "type:id" symbol.
+  Eval Check(Sym object, Sym relation, Sym user, int depth) {
+    const SymInfo oi = view_.Info(object);
+    const TypeDefinition* td = TypeOf(oi.type);
+    const Relation* rel = td ? RelationOf(oi.type, relation) : nullptr;
     if (rel == nullptr) return Eval::False();
     // Self-defining: every member of object#relation has relation on object
     // (OpenFGA's reflexive userset rule).
-    if (user.is_userset() && user.relation == relation && object.size() == user.type.size() + 1 + user.id.size() &&
-        StartsWith(object, user.type) && object[user.type.size()] == ':' &&
-        std::string_view(object).substr(user.type.size() + 1) == user.id) {
+    const SymInfo ui = view_.Info(user);
+    if (ui.kind == SymKind::kUserset && ui.relation == relation && ui.base == object) {
       Eval e{State::kTrue, {}, {}};
-      if (explain_) e.chain = {"self " + user_str};
+      if (explain_) e.chain = {"self " + std::string(view_.Text(user))};
       return e;
     }
-    std::string key = object + "#" + relation + "@" + user_str;
-    if (explain_ && trace_.size() < kMaxTraceSteps) trace_.push_back(std::string(depth, ' ') + "check " + key);
+    const Triple key{object, relation, user};
+    if (explain_ && trace_.size() < kMaxTraceSteps) trace_.push_back(std::string(depth, ' ') + "check " + KeyText(key));
     if (!explain_) {
-      auto hit = memo_.find(key);
-      if (hit != memo_.end() && depth + hit->second.relative_depth <= Engine::kMaxDepth) {
-        max_depth_ = std::max(max_depth_, depth + hit->second.relative_depth);
-        subtree_max_ = std::max(subtree_max_, depth + hit->second.relative_depth);
-        return {hit->second.allowed ? State::kTrue : State::kFalse, {}, {}};
+      for (auto* memo : {&memo_, shallow_ ? &shallow_memo_ : nullptr}) {
+        if (memo == nullptr) continue;
+        auto hit = memo->find(key);
+        if (hit != memo->end() && depth + hit->second.relative_depth <= Engine::kMaxDepth) {
+          max_depth_ = std::max(max_depth_, depth + hit->second.relative_depth);
+          subtree_max_ = std::max(subtree_max_, depth + hit->second.relative_depth);
+          return {hit->second.allowed ? State::kTrue : State::kFalse, {}, {}};
+        }
       }
+    }
+    // (Not when recording reads for the CheckCache: the pruning rests on
+    // every list of a type, not on the lists read.)
+    if (!explain_ && !strict_conditions_ && !ignore_wildcards_ && reads_ == nullptr &&
+        !MayReach(oi.type, relation, user, ui)) {
+      return Eval::False();
     }
     if (!path_.insert(key).second) {
       ++cycles_;
-      if (explain_ && trace_.size() < kMaxTraceSteps) trace_.push_back(std::string(depth, ' ') + "cycle at " + key);
+      if (explain_ && trace_.size() < kMaxTraceSteps) trace_.push_back(std::string(depth, ' ') + "cycle at " + KeyText(key));
       return Eval::Cycle();
     }
     const uint64_t cycles_before = cycles_;
     const int saved_subtree_max = subtree_max_;
     subtree_max_ = depth;
-    Eval e = Rewrite(object, *td, *rel, rel->rewrite, user, user_str, depth);
+    Eval e = Rewrite(object, *td, oi.type, *rel, relation, rel->rewrite, user, depth);
     path_.erase(key);
     // A definite result reached without meeting the current path does not
     // depend on how we got here: remember it (with the depth it needed, so
     // that a reuse deeper down still honours the depth limit).
+    auto& memo = shallow_ ? shallow_memo_ : memo_;
     if (!explain_ && cycles_ == cycles_before && (e.state == State::kTrue || e.state == State::kFalse) &&
-        memo_.size() < kMaxMemoEntries) {
-      memo_.emplace(key, MemoEntry{e.state == State::kTrue, subtree_max_ - depth});
+        memo.size() < kMaxMemoEntries) {
+      memo.emplace(key, MemoEntry{e.state == State::kTrue, subtree_max_ - depth});
     }
     subtree_max_ = std::max(saved_subtree_max, subtree_max_);
-    if (e.state == State::kTrue && explain_) e.chain.insert(e.chain.begin(), key);
+    if (e.state == State::kTrue && explain_) e.chain.insert(e.chain.begin(), KeyText(key));
     return e;
   }
 
  private:
-  Eval Dispatch(const std::string& object, const std::string& relation, const UserRef& user,
-                const std::string& user_str, int depth) {
+  std::string KeyText(const Triple& k) const {
+    std::string s;
+    s.append(view_.Text(k.o)).append("#").append(view_.Text(k.r)).append("@").append(view_.Text(k.u));
+    return s;
+  }
+
+  const TypeDefinition* TypeOf(Sym type) {
+    if (type == 0) return nullptr;
+    auto [it, fresh] = types_.try_emplace(type, nullptr);
+    if (fresh) it->second = model_.Find(view_.Text(type));
+    return it->second;
+  }
+  const Relation* RelationOf(Sym type, Sym relation) {
+    auto [it, fresh] = relations_.try_emplace(internal::Pair(type, relation), nullptr);
+    if (fresh) {
+      const TypeDefinition* td = TypeOf(type);
+      it->second = td ? td->Find(view_.Text(relation)) : nullptr;
+    }
+    return it->second;
+  }
+  // The symbol of a relation name from the model (interned into the request
+  // overlay when no tuple uses it).
+  Sym NameSym(const std::string& name) {
+    auto [it, fresh] = names_.try_emplace(&name, 0);
+    if (fresh) it->second = overlay_.Intern(name);
+    return it->second;
+  }
+  Sym WildcardOf(Sym type) {
+    auto [it, fresh] = wildcards_.try_emplace(type, 0);
+    if (fresh) it->second = view_.Find(std::string(view_.Text(type)) + ":*");
+    return it->second;
+  }
+  // Whether a plain (or wildcard) user can have `relation` on objects of
+  // `type` at all: every grant ends in a tuple naming the user (or its
+  // wildcard) in one of the lists the relation's rewrites can reach; when the
+  // user is in none of them, the answer is "not allowed" without a walk.
+  // Not used when a conditional userset or tuple-to-userset restriction lies
+  // under the relation: a walk would evaluate that condition, and may fail.
+  bool MayReach(Sym type, Sym relation, Sym user, const SymInfo& ui) {
+    if (ui.kind != SymKind::kObject && ui.kind != SymKind::kWildcard) return true;
+    if (reach_summaries_ == nullptr) return true;
+    auto [it, fresh] = reach_.try_emplace(Triple{type, relation, user}, true);
+    if (!fresh) return it->second;
+    std::string key(view_.Text(type));
+    key.append("#").append(view_.Text(relation));
+    auto summary = reach_summaries_->find(key);
+    if (summary == reach_summaries_->end() || summary->second.unsafe) return true;
+    const std::string_view user_type = view_.Text(ui.type);
+    const Sym wildcard = ui.kind == SymKind::kObject ? WildcardOf(ui.type) : 0;
+    bool any = false;
+    for (const auto& [t, r, ut] : summary->second.ends) {
+      if (ut != user_type) continue;
+      Sym ts = view_.Find(t), rs = view_.Find(r);
+      if (ts == 0 || rs == 0) continue;
+      if (view_.MayHaveUserIn(user, ts, rs) || (wildcard != 0 && view_.MayHaveUserIn(wildcard, ts, rs))) {
+        any = true;
+        break;
+      }
+    }
+    return it->second = any;
+  }
+
+  // Whether `object` can be reached from a plain (or wildcard) user by
+  // walking back the steps a grant of (type, relation) can take: from the
+  // lists that hold the user, through usersets and tuple-to-userset parents
+  // (the user's "cone"; each grant is such a chain, so an object outside it
+  // is "not allowed"). Computed once per request and (type, relation, user);
+  // no pruning where MayReach would not prune, or past kMaxCone objects.
+  static constexpr size_t kMaxCone = 4096;
+  bool InCone(Sym type, Sym relation, Sym user, const SymInfo& ui, Sym object) {
+    if (ui.kind != SymKind::kObject && ui.kind != SymKind::kWildcard) return true;
+    if (reach_summaries_ == nullptr) return true;
+    auto [it, fresh] = cones_.try_emplace(Triple{type, relation, user});
+    Cone& cone = it->second;
+    if (fresh) BuildCone(type, relation, user, ui, &cone);
+    return !cone.prune || cone.objects.contains(object);
+  }
+  struct Cone {
+    bool prune = false;
+    boost::unordered_flat_set<Sym> objects;
+  };
+  void BuildCone(Sym type, Sym relation, Sym user, const SymInfo& ui, Cone* cone) {
+    std::string key(view_.Text(type));
+    key.append("#").append(view_.Text(relation));
+    auto summary = reach_summaries_->find(key);
+    if (summary == reach_summaries_->end() || summary->second.unsafe) return;
+    const RelationReach& rr = summary->second;
+    const std::string_view user_type = view_.Text(ui.type);
+    const Sym wildcard = ui.kind == SymKind::kObject ? WildcardOf(ui.type) : 0;
+    std::vector<Sym> todo;
+    bool overflow = false;
+    auto reach = [&](const Tuple& t) {
+      if (cone->objects.size() >= kMaxCone) {
+        overflow = true;
+        return;
+      }
+      if (cone->objects.insert(t.object).second) todo.push_back(t.object);
+    };
+    for (const auto& [t, r, ut] : rr.ends) {
+      if (ut != user_type) continue;
+      Sym ts = view_.Find(t), rs = view_.Find(r);
+      if (ts == 0 || rs == 0) continue;
+      view_.ForUserTypeRelation(user, ts, rs, reach);
+      if (wildcard != 0) view_.ForUserTypeRelation(wildcard, ts, rs, reach);
+    }
+    struct Step {
+      Sym type, relation;  // the list's object type and relation
+      Sym from_type;       // the type of the object stepped from
+      std::string suffix;  // "#s" for a userset step, "" for a parent step
+    };
+    std::vector<Step> steps;
+    for (const auto& [t, r, y, srel] : rr.usersets) {
+      Sym ts = view_.Find(t), rs = view_.Find(r), ys = view_.Find(y);
+      if (ts != 0 && rs != 0 && ys != 0) steps.push_back({ts, rs, ys, "#" + srel});
+    }
+    for (const auto& [t, tupleset, p] : rr.parents) {
+      Sym ts = view_.Find(t), rs = view_.Find(tupleset), ps = view_.Find(p);
+      if (ts != 0 && rs != 0 && ps != 0) steps.push_back({ts, rs, ps, ""});
+    }
+    while (!todo.empty() && !overflow) {
+      const Sym o = todo.back();
+      todo.pop_back();
+      const Sym otype = view_.Info(o).type;
+      for (const Step& st : steps) {
+        if (st.from_type != otype) continue;
+        Sym via = o;
+        if (!st.suffix.empty()) {
+          std::string us(view_.Text(o));
+          us.append(st.suffix);
+          via = view_.Find(us);
+          if (via == 0) continue;
+        }
+        view_.ForUserTypeRelation(via, st.type, st.relation, reach);
+      }
+    }
+    cone->prune = !overflow;
+    if (overflow) cone->objects.clear();
+  }
+
+  void Read(Sym object, Sym relation) {
+    if (reads_ != nullptr) reads_->insert(internal::Pair(object, relation));
+  }
+
+  // Whether the relation's type restrictions admit the tuple's user form with
+  // its condition (OpenFGA ignores tuples that the current model does not
+  // admit, including `user:*` written without the condition the model now
+  // requires, or with a condition it no longer names).
+  bool Admitted(const Relation& rel, const SymInfo& u, Sym condition) {
+    if (u.kind == SymKind::kOther) return false;
+    const Sym relation = u.kind == SymKind::kUserset ? u.relation : 0;
+    const bool wildcard = u.kind == SymKind::kWildcard;
+    for (const Restriction& r : RestrictionsOf(rel)) {
+      if (r.type == u.type && r.condition == condition && r.wildcard == wildcard && r.relation == relation) {
+        return true;
+      }
+    }
+    return false;
+  }
+  // The relation's type restrictions as symbols (0 for a name no tuple uses:
+  // then nothing matches it, as a tuple's user type is never 0).
+  struct Restriction {
+    Sym type, relation, condition;
+    bool wildcard;
+  };
+  const std::vector<Restriction>& RestrictionsOf(const Relation& rel) {
+    auto [it, fresh] = restrictions_.try_emplace(&rel);
+    if (fresh) {
+      for (const auto& r : rel.directly_related) {
+        it->second.push_back({view_.Find(r.type), view_.Find(r.relation), view_.Find(r.condition), r.wildcard});
+      }
+    }
+    return it->second;
+  }
+
+  Eval Dispatch(Sym object, Sym relation, Sym user, int depth) {
     if (depth > Engine::kMaxDepth) {
-      return Eval::Error(InvalidArgument(
-          "authorization_model_resolution_too_complex: resolution exceeded depth " +
-          std::to_string(Engine::kMaxDepth)));
+      return Eval::Error(InvalidArgument("authorization_model_resolution_too_complex: resolution exceeded depth " +
+                                         std::to_string(Engine::kMaxDepth)));
     }
     max_depth_ = std::max(max_depth_, depth);
     subtree_max_ = std::max(subtree_max_, depth);
-    std::string_view type = std::string_view(object).substr(0, object.find(':'));
-    return Check(object, type, relation, user, user_str, depth);
+    return Check(object, relation, user, depth);
   }
 
-  template <typename F>
-  void ForTuples(const std::string& object, const std::string& relation, F&& f) {
-    for (const TupleKey* t : store_.ByObjectRelation(object, relation)) {
-      if (!f(*t)) return;
-    }
-    for (const TupleKey* t : ctx_.ByObjectRelation(object, relation)) {
-      if (store_.Contains(*t)) continue;
-      if (!f(*t)) return;
-    }
-  }
-
-  Eval Rewrite(const std::string& object, const TypeDefinition& td, const Relation& rel, const authz::Rewrite& node,
-               const UserRef& user, const std::string& user_str, int depth) {
+  Eval Rewrite(Sym object, const TypeDefinition& td, Sym type, const Relation& rel, Sym relsym,
+               const authz::Rewrite& node, Sym user, int depth) {
     using K = authz::Rewrite::Kind;
     switch (node.kind) {
       case K::kThis:
-        return Direct(object, rel, user, user_str, depth);
+        return Direct(object, rel, relsym, user, depth);
       case K::kComputed: {
-        if (td.Find(node.relation) == nullptr) return Eval::False();
-        Eval e = Dispatch(object, node.relation, user, user_str, depth + 1);
-        return e;
+        if (RelationOf(type, NameSym(node.relation)) == nullptr) return Eval::False();
+        return Dispatch(object, NameSym(node.relation), user, depth + 1);
       }
       case K::kTupleToUserset:
-        return TupleToUserset(object, td, node, user, user_str, depth);
+        return TupleToUserset(object, type, node, user, depth);
       case K::kUnion: {
         UnionAcc acc;
         std::optional<Eval> granted;
         for (const auto& c : node.children) {
-          Eval e = Rewrite(object, td, rel, c, user, user_str, depth);
+          Eval e = Rewrite(object, td, type, rel, relsym, c, user, depth);
           if (e.state == State::kTrue) {
             if (!strict_conditions_) return e;
             if (!granted) granted = std::move(e);
@@ -209,7 +483,7 @@ class Evaluator {
         std::optional<Status> error;
         std::vector<std::string> chain;
         for (const auto& c : node.children) {
-          Eval e = Rewrite(object, td, rel, c, user, user_str, depth);
+          Eval e = Rewrite(object, td, type, rel, relsym, c, user, depth);
           if (e.state == State::kFalse) return e;
           if (e.state == State::kCycle) cycle = true;
           if (e.state == State::kError && !error) error = e.error;
@@ -223,10 +497,11 @@ class Evaluator {
         return {State::kTrue, {}, std::move(chain)};
       }
       case K::kDifference: {
+        if (shallow_) return Eval::False();  // not proven
         if (node.children.size() != 2) return Eval::Error(Internal("malformed exclusion"));
-        Eval base = Rewrite(object, td, rel, node.children[0], user, user_str, depth);
+        Eval base = Rewrite(object, td, type, rel, relsym, node.children[0], user, depth);
         if (base.state == State::kFalse) return base;
-        Eval sub = Rewrite(object, td, rel, node.children[1], user, user_str, depth);
+        Eval sub = Rewrite(object, td, type, rel, relsym, node.children[1], user, depth);
         if (sub.state == State::kTrue) return Eval::False();
         if (base.state == State::kError) return base;
         if (sub.state == State::kError) return sub;
@@ -238,27 +513,93 @@ class Evaluator {
     return Eval::Error(Internal("unknown rewrite kind"));
   }
 
-  Eval Direct(const std::string& object, const Relation& rel, const UserRef& user, const std::string& user_str,
-              int depth) {
+  Eval Direct(Sym object, const Relation& rel, Sym relsym, Sym user, int depth) {
+    Read(object, relsym);
+    if (explain_ || strict_conditions_ || ignore_wildcards_) return ScanDirect(object, rel, relsym, user, depth);
+    // Fast path: the exact tuple and the wildcard tuple by hash lookup, then
+    // only the userset tuples. Any grant wins; otherwise the error of the
+    // earliest tuple (insertion order, as a scan would meet it), then cycles.
+    const SymInfo ui = view_.Info(user);
+    std::optional<std::pair<uint32_t, Status>> error;
+    bool cycle = false;
+    auto fail = [&](const Tuple& t, Eval& e) {
+      if (e.state == State::kCycle) cycle = true;
+      if (e.state == State::kError && (!error || t.seq < error->first)) error.emplace(t.seq, e.error);
+    };
+    // Whether a matching tuple grants (its condition holds).
+    auto grants = [&](const Tuple& t, const SymInfo& tu) {
+      if (!Admitted(rel, tu, t.condition)) return false;
+      if (t.condition == 0) return true;
+      Eval c = ConditionHolds(t);
+      if (c.state == State::kTrue) return true;
+      fail(t, c);
+      return false;
+    };
+    View::SegEntry entries[View::kMaxEntries];
+    const size_t n = view_.Entries(object, relsym, entries);
+    if (n == 0) return Eval::False();
+    if (const Tuple* t = view_.FindIn(entries, n, object, relsym, user); t && grants(*t, ui)) {
+      return {State::kTrue, {}, {}};
+    }
+    bool wildcards = false;
+    for (size_t k = 0; k < n; ++k) wildcards = wildcards || entries[k].entry->wildcards > 0;
+    if (wildcards && ui.kind == SymKind::kObject) {
+      Sym ws = WildcardOf(ui.type);
+      if (ws != 0) {
+        if (const Tuple* t = view_.FindIn(entries, n, object, relsym, ws); t && grants(*t, view_.Info(ws))) {
+          return {State::kTrue, {}, {}};
+        }
+      }
+    }
+    if (shallow_) return Eval::False();  // not proven: usersets are not followed
+    Eval found;
+    view_.ForUsersetsIn(entries, n, [&](const Tuple& t) {
+      if (t.user == user) return true;  // the exact tuple, done above
+      const SymInfo tu = view_.Info(t.user);
+      if (!Admitted(rel, tu, t.condition)) return true;
+      if (t.condition != 0) {
+        Eval c = ConditionHolds(t);
+        if (c.state != State::kTrue) {
+          fail(t, c);
+          return true;
+        }
+      }
+      // A userset the user cannot be in (outside its cone): not allowed.
+      if (reads_ == nullptr && !InCone(view_.Info(tu.base).type, tu.relation, user, ui, tu.base)) return true;
+      Eval e = Dispatch(tu.base, tu.relation, user, depth + 1);
+      if (e.state == State::kTrue) {
+        found = std::move(e);
+        return false;
+      }
+      fail(t, e);
+      return true;
+    });
+    if (found.state == State::kTrue) return found;
+    if (error) return Eval::Error(std::move(error->second));
+    return cycle ? Eval::Cycle() : Eval::False();
+  }
+
+  // Every tuple of the list in insertion order (explain, and ListUsers'
+  // strict and wildcard-ignoring modes, whose results depend on the order).
+  Eval ScanDirect(Sym object, const Relation& rel, Sym relsym, Sym user, int depth) {
+    const SymInfo ui = view_.Info(user);
     UnionAcc acc;
     Eval found;
-    ForTuples(object, rel.name, [&](const TupleKey& t) {
+    view_.ForObjectRelation(object, relsym, [&](const Tuple& t) {
+      const SymInfo tu = view_.Info(t.user);
       if (found.state == State::kTrue) {
         // Strict mode only: surface errors of the remaining conditions.
-        if (!t.condition.empty()) {
-          auto tu = ParseUser(t.user);
-          if (tu && Admitted(rel, *tu, t.condition)) ConditionHolds(t);
-        }
+        if (t.condition != 0 && Admitted(rel, tu, t.condition)) ConditionHolds(t);
         return true;
       }
-      auto tu = ParseUser(t.user);
-      if (!tu || !Admitted(rel, *tu, t.condition)) return true;  // a tuple the current model no longer admits
-      bool match = t.user == user_str;
-      if (!match && tu->is_wildcard() && !ignore_wildcards_ && !user.is_userset() && tu->type == user.type) {
+      if (!Admitted(rel, tu, t.condition)) return true;  // a tuple the current model no longer admits
+      bool match = t.user == user;
+      if (!match && tu.kind == SymKind::kWildcard && !ignore_wildcards_ && ui.kind != SymKind::kUserset &&
+          tu.type == ui.type) {
         match = true;
       }
-      if (!match && !tu->is_userset()) return true;
-      if (!t.condition.empty()) {
+      if (!match && tu.kind != SymKind::kUserset) return true;
+      if (t.condition != 0) {
         Eval c = ConditionHolds(t);
         if (c.state != State::kTrue) {
           acc.Add(c);
@@ -267,15 +608,13 @@ class Evaluator {
       }
       if (match) {
         found.state = State::kTrue;
-        if (explain_) found.chain = {"tuple " + t.ToString()};
+        if (explain_) found.chain = {"tuple " + view_.TupleString(t)};
         return strict_conditions_;
       }
-      if (!tu->is_userset()) return true;
-      std::string sub_object = tu->type + ":" + tu->id;
-      Eval e = Dispatch(sub_object, tu->relation, user, user_str, depth + 1);
+      Eval e = Dispatch(tu.base, tu.relation, user, depth + 1);
       if (e.state == State::kTrue) {
         found = std::move(e);
-        if (explain_) found.chain.insert(found.chain.begin(), "tuple " + t.ToString());
+        if (explain_) found.chain.insert(found.chain.begin(), "tuple " + view_.TupleString(t));
         return strict_conditions_;
       }
       acc.Add(e);
@@ -285,36 +624,39 @@ class Evaluator {
     return acc.Finish();
   }
 
-  Eval TupleToUserset(const std::string& object, const TypeDefinition& td, const authz::Rewrite& node,
-                      const UserRef& user, const std::string& user_str, int depth) {
-    const Relation* tupleset = td.Find(node.tupleset);
+  Eval TupleToUserset(Sym object, Sym type, const authz::Rewrite& node, Sym user, int depth) {
+    const Sym tupleset_sym = NameSym(node.tupleset);
+    const Relation* tupleset = RelationOf(type, tupleset_sym);
     if (tupleset == nullptr) return Eval::False();
+    const Sym computed = NameSym(node.relation);
+    Read(object, tupleset_sym);
     UnionAcc acc;
     Eval found;
-    ForTuples(object, node.tupleset, [&](const TupleKey& t) {
+    view_.ForObjectRelation(object, tupleset_sym, [&](const Tuple& t) {
+      const SymInfo parent = view_.Info(t.user);
       if (found.state == State::kTrue) {
         // Strict mode only: surface errors of the remaining conditions.
-        if (!t.condition.empty()) {
-          auto parent = ParseUser(t.user);
-          if (parent && Admitted(*tupleset, *parent, t.condition)) ConditionHolds(t);
-        }
+        if (t.condition != 0 && Admitted(*tupleset, parent, t.condition)) ConditionHolds(t);
         return true;
       }
-      auto parent = ParseUser(t.user);
-      if (!parent || parent->is_wildcard() || parent->is_userset() || !Admitted(*tupleset, *parent, t.condition)) return true;
-      const TypeDefinition* ptd = model_.Find(parent->type);
-      if (ptd == nullptr || ptd->Find(node.relation) == nullptr) return true;  // relation not defined on this parent type
-      if (!t.condition.empty()) {
+      if (parent.kind != SymKind::kObject || !Admitted(*tupleset, parent, t.condition)) return true;
+      if (TypeOf(parent.type) == nullptr || RelationOf(parent.type, computed) == nullptr) {
+        return true;  // relation not defined on this parent type
+      }
+      if (t.condition != 0) {
         Eval c = ConditionHolds(t);
         if (c.state != State::kTrue) {
           acc.Add(c);
           return true;
         }
       }
-      Eval e = Dispatch(t.user, node.relation, user, user_str, depth + 1);
+      Eval e = Dispatch(t.user, computed, user, depth + 1);
       if (e.state == State::kTrue) {
         found = std::move(e);
-        if (explain_) found.chain.insert(found.chain.begin(), "tuple " + t.ToString() + " (" + node.relation + " from " + node.tupleset + ")");
+        if (explain_) {
+          found.chain.insert(found.chain.begin(), "tuple " + view_.TupleString(t) + " (" + node.relation + " from " +
+                                                      node.tupleset + ")");
+        }
         return strict_conditions_;
       }
       acc.Add(e);
@@ -327,47 +669,58 @@ class Evaluator {
   // Whether a conditional tuple's condition holds: kTrue / kFalse, or kError
   // (missing parameters, evaluation failure). Results are cached per
   // condition and tuple context.
-  Eval ConditionHolds(const TupleKey& t) {
-    std::string key = t.condition + '\0' + t.condition_context;
+  Eval ConditionHolds(const Tuple& t) {
+    const uint64_t key = internal::Pair(t.condition, t.context);
     if (auto it = condition_cache_.find(key); it != condition_cache_.end()) return it->second;
     Eval e = EvaluateCondition(t);
     if (e.state == State::kError && strict_conditions_ && !condition_error_) condition_error_ = e.error;
-    if (condition_cache_.size() < kMaxMemoEntries) condition_cache_.emplace(std::move(key), e);
+    if (condition_cache_.size() < kMaxMemoEntries) condition_cache_.emplace(key, e);
     return e;
   }
-  Eval EvaluateCondition(const TupleKey& t) {
+  Eval EvaluateCondition(const Tuple& t) {
+    const std::string_view name = view_.Text(t.condition);
     if (compile_errors_ != nullptr) {
-      if (auto it = compile_errors_->find(t.condition); it != compile_errors_->end()) return Eval::Error(it->second);
+      if (auto it = compile_errors_->find(name); it != compile_errors_->end()) return Eval::Error(it->second);
     }
     const cel::Program* prog = nullptr;
     if (programs_ != nullptr) {
-      if (auto it = programs_->find(t.condition); it != programs_->end()) prog = it->second.get();
+      if (auto it = programs_->find(name); it != programs_->end()) prog = it->second.get();
     }
     if (prog == nullptr) return Eval::False();  // a condition the current model no longer has
 
-    auto r = prog->Evaluate(t.condition_context, context_);
+    auto r = prog->Evaluate(view_.Text(t.context), context_);
     if (!r.ok()) return Eval::Error(r.status());
     if (!r->missing.empty()) {
       std::string names;
       for (const auto& m : r->missing) names += (names.empty() ? "" : ", ") + m;
-      return Eval::Error(ValidationError("failed to evaluate relationship condition '" + t.condition +
-                                         "' on tuple " + t.ToString() + ": missing context parameters [" + names +
-                                         "]"));
+      return Eval::Error(ValidationError("failed to evaluate relationship condition '" + std::string(name) +
+                                         "' on tuple " + view_.TupleString(t) + ": missing context parameters [" +
+                                         names + "]"));
     }
     if (explain_ && trace_.size() < kMaxTraceSteps) {
-      trace_.push_back("condition " + t.condition + " on " + t.ToString() + ": " + (r->value ? "true" : "false"));
+      trace_.push_back("condition " + std::string(name) + " on " + view_.TupleString(t) + ": " +
+                       (r->value ? "true" : "false"));
     }
     return r->value ? Eval{State::kTrue, {}, {}} : Eval::False();
   }
 
   const Model& model_;
-  const TupleSet& store_;
-  const TupleSet& ctx_;
+  Overlay& overlay_;
+  const View& view_;
   bool explain_;
   const ProgramMap* programs_;
   const std::map<std::string, Status, std::less<>>* compile_errors_;
   std::string_view context_;
-  std::unordered_map<std::string, Eval> condition_cache_;
+  boost::unordered_flat_map<uint64_t, Eval> condition_cache_;
+  boost::unordered_flat_map<Sym, const TypeDefinition*> types_;
+  boost::unordered_flat_map<uint64_t, const Relation*> relations_;
+  boost::unordered_flat_map<const std::string*, Sym> names_;
+  boost::unordered_flat_map<Sym, Sym> wildcards_;
+  boost::unordered_flat_map<Triple, bool, TripleHash> reach_;  // MayReach
+  boost::unordered_flat_map<Triple, Cone, TripleHash> cones_;   // InCone
+  const std::map<std::string, RelationReach, std::less<>>* reach_summaries_ = nullptr;
+  boost::unordered_flat_map<const Relation*, std::vector<Restriction>> restrictions_;
+  boost::unordered_flat_set<uint64_t>* reads_ = nullptr;
   bool ignore_wildcards_ = false;
   bool strict_conditions_ = false;
   std::optional<Status> condition_error_;
@@ -378,26 +731,13 @@ class Evaluator {
     bool allowed;
     int relative_depth;
   };
-  std::unordered_map<std::string, MemoEntry> memo_;  // object#relation@user -> result
-  std::unordered_set<std::string> path_;
+  boost::unordered_flat_map<Triple, MemoEntry, TripleHash> memo_;  // (object, relation, user) -> result
+  // Shallow pass: kTrue = proven, kFalse = not proven.
+  boost::unordered_flat_map<Triple, MemoEntry, TripleHash> shallow_memo_;
+  bool shallow_ = false;
+  boost::unordered_flat_set<Triple, TripleHash> path_;
   std::vector<std::string> trace_;
 };
-
-// Validates and deduplicates contextual tuples into a TupleSet.
-Result<TupleSet> BuildContext(const Model& model, const std::vector<TupleKey>& contextual) {
-  TupleSet ctx;
-  if (contextual.empty()) return ctx;
-  std::vector<TupleKey> unique;
-  for (const auto& t : contextual) {
-    RETURN_IF_ERROR(ValidateTuple(model, t));
-    bool dup = std::any_of(unique.begin(), unique.end(), [&](const TupleKey& u) {
-      return u.object == t.object && u.relation == t.relation && u.user == t.user;
-    });
-    if (!dup) unique.push_back(t);
-  }
-  RETURN_IF_ERROR(ctx.Write(model, unique));
-  return ctx;
-}
 
 // Request user validation shared by Check and ListObjects.
 Result<UserRef> ValidateRequestUser(const Model& model, std::string_view user) {
@@ -411,21 +751,6 @@ Result<UserRef> ValidateRequestUser(const Model& model, std::string_view user) {
   return *u;
 }
 
-// "type:id" values of `type` mentioned anywhere in the tuples (as object, as
-// user, or as a userset's object).
-void CollectIds(const std::vector<const TupleKey*>& tuples, std::string_view type, std::set<std::string>* ids,
-                bool* wildcard) {
-  for (const TupleKey* t : tuples) {
-    if (auto o = ParseObject(t->object); o && o->first == type) ids->insert(t->object);
-    if (auto u = ParseUser(t->user); u && u->type == type) {
-      if (u->is_wildcard()) {
-        if (wildcard) *wildcard = true;
-      } else {
-        ids->insert(u->type + ":" + u->id);
-      }
-    }
-  }
-}
 
 }  // namespace
 
@@ -437,6 +762,13 @@ Engine::Engine(Model model) : model_(std::move(model)) {
       c->programs.emplace(cond.name, *p);
     } else {
       c->errors.emplace(cond.name, p.status());
+    }
+  }
+  size_t relations = 0;
+  for (const auto& td : model_.types) relations += td.relations.size();
+  if (relations <= 2000) {
+    for (const auto& td : model_.types) {
+      for (const auto& rel : td.relations) c->reach.emplace(td.name + "#" + rel.name, ComputeReach(model_, td, rel));
     }
   }
   conditions_ = std::move(c);
@@ -451,6 +783,10 @@ Result<Engine> Engine::Create(Model model) {
 }
 
 Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& request) const {
+  return Check(tuples, request, nullptr);
+}
+
+Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& request, internal::ReadSet* reads) const {
   const TupleKey& tk = request.tuple;
   auto obj = ParseObject(tk.object);
   if (!obj) return ValidationError("malformed object '" + tk.object + "'");
@@ -459,20 +795,39 @@ Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& re
   if (td->Find(tk.relation) == nullptr) {
     return ValidationError("relation '" + obj->first + "#" + tk.relation + "' is not in the model");
   }
-  ASSIGN_OR_RETURN(UserRef user, ValidateRequestUser(model_, tk.user));
-  ASSIGN_OR_RETURN(TupleSet ctx, BuildContext(model_, request.contextual_tuples));
+  RETURN_IF_ERROR(ValidateRequestUser(model_, tk.user).status());
+  const internal::SetData& data = internal::TupleSetAccess::Data(tuples);
+  Overlay overlay(data);
+  RETURN_IF_ERROR(overlay.AddTuples(model_, request.contextual_tuples));
 
-  Evaluator ev(model_, tuples, ctx, request.explain, &conditions_->programs, &conditions_->errors, request.context);
-  Eval e = ev.Check(tk.object, obj->first, tk.relation, user, tk.user, 0);
+  Evaluator ev(model_, overlay, request.explain, &conditions_->programs, &conditions_->errors, request.context);
+  ev.set_reach(&conditions_->reach);
+  boost::unordered_flat_set<uint64_t> read_pairs;
+  if (reads != nullptr) ev.set_reads(&read_pairs);
+  const Sym o = overlay.Intern(tk.object), r = overlay.Intern(tk.relation), u = overlay.Intern(tk.user);
+  Eval e = ev.ProvenShallow(o, r, u) ? Eval{State::kTrue, {}, {}} : ev.Check(o, r, u, 0);
   if (e.state == State::kError) return e.error;
-  CheckResult r;
-  r.allowed = e.state == State::kTrue;
-  r.depth = ev.max_depth();
+  CheckResult res;
+  res.allowed = e.state == State::kTrue;
+  res.depth = ev.max_depth();
   if (request.explain) {
-    r.explanation = r.allowed ? std::move(e.chain) : std::move(ev.trace());
-    if (!r.allowed && e.state == State::kCycle) r.explanation.push_back("denied: only cyclic paths found");
+    res.explanation = res.allowed ? std::move(e.chain) : std::move(ev.trace());
+    if (!res.allowed && e.state == State::kCycle) res.explanation.push_back("denied: only cyclic paths found");
   }
-  return r;
+  if (reads != nullptr) {
+    // Symbols below the store's limit are stable in its lineage; others
+    // (request-only strings) are kept as text.
+    const View& view = overlay.view();
+    for (uint64_t p : read_pairs) {
+      Sym po = static_cast<Sym>(p >> 32), pr = static_cast<Sym>(p);
+      if (po < data.next_sym && pr < data.next_sym) {
+        reads->ids.push_back(p);
+      } else {
+        reads->names.emplace_back(view.Text(po), view.Text(pr));
+      }
+    }
+  }
+  return res;
 }
 
 Result<std::vector<std::string>> Engine::ListObjects(const TupleSet& tuples, std::string_view type,
@@ -485,20 +840,71 @@ Result<std::vector<std::string>> Engine::ListObjects(const TupleSet& tuples, std
     return RelationNotFound("relation '" + std::string(type) + "#" + std::string(relation) + "' is not in the model");
   }
   ASSIGN_OR_RETURN(UserRef u, ValidateRequestUser(model_, user));
-  ASSIGN_OR_RETURN(TupleSet ctx, BuildContext(model_, contextual_tuples));
-
-  std::set<std::string> candidates;
-  CollectIds(tuples.All(), type, &candidates, nullptr);
-  CollectIds(ctx.All(), type, &candidates, nullptr);
+  Overlay overlay(internal::TupleSetAccess::Data(tuples));
+  RETURN_IF_ERROR(overlay.AddTuples(model_, contextual_tuples));
+  const View& view = overlay.view();
+  const Sym type_sym = view.Find(type);
   std::vector<std::string> out;
-  const std::string user_str(user);
-  const std::string rel(relation);
-  Evaluator ev(model_, tuples, ctx, false, &conditions_->programs, &conditions_->errors, context);  // one memo for every candidate
-  for (const auto& object : candidates) {
-    Eval e = ev.Check(object, type, rel, u, user_str, 0);
-    if (e.state == State::kError) return e.error;
-    if (e.state == State::kTrue) out.push_back(object);
+  if (type_sym == 0) return out;  // no object of the type anywhere
+
+  // Candidates: the objects of `type` connected to the user by a chain of
+  // tuples (every grant needs one: direct, userset, computed, tuple-to-
+  // userset, intersection and exclusion all rest on a tuple path). From a
+  // subject s, a tuple (o, r, s) reaches o; o is then a subject itself (as a
+  // tuple-to-userset parent) and so is every userset "o#rel" used as a user.
+  const Sym user_sym = overlay.Intern(user);
+  boost::unordered_flat_set<Sym> subjects;
+  boost::unordered_flat_set<Sym> objects;
+  std::vector<Sym> stack;
+  std::vector<Sym> candidates;
+  auto push = [&](Sym s) {
+    if (s != 0 && subjects.insert(s).second) stack.push_back(s);
+  };
+  auto reach = [&](Sym o) {
+    if (!objects.insert(o).second) return;
+    if (view.Info(o).type == type_sym) candidates.push_back(o);
+    push(o);
+    view.ForUsersetsOf(o, push);
+  };
+  push(user_sym);
+  if (!u.is_userset()) push(view.Find(u.type + ":*"));
+  if (u.is_userset()) {
+    const Sym base = view.Info(user_sym).base;
+    if (view.MentionCount(base) > 0) reach(base);  // the self-defining userset
   }
+  while (!stack.empty()) {
+    Sym s = stack.back();
+    stack.pop_back();
+    view.ForUser(s, [&](const Tuple& t) {
+      reach(t.object);
+      return true;
+    });
+  }
+  const Sym rel = overlay.Intern(relation);
+  Evaluator ev(model_, overlay, false, &conditions_->programs, &conditions_->errors, context);  // one memo for all
+  ev.set_reach(&conditions_->reach);
+  // Each candidate's answer does not depend on the order (the memo keeps
+  // only path-independent results), so any order gives the same objects; on
+  // errors, the one of the first candidate in text order is returned, as a
+  // sorted walk would.
+  std::vector<std::string_view> allowed;
+  std::optional<std::pair<std::string_view, Status>> error;
+  for (Sym object : candidates) {
+    if (ev.ProvenShallow(object, rel, user_sym)) {
+      allowed.push_back(view.Text(object));
+      continue;
+    }
+    Eval e = ev.Check(object, rel, user_sym, 0);
+    if (e.state == State::kError) {
+      std::string_view text = view.Text(object);
+      if (!error || text < error->first) error.emplace(text, std::move(e.error));
+    }
+    if (e.state == State::kTrue) allowed.push_back(view.Text(object));
+  }
+  if (error) return std::move(error->second);
+  std::sort(allowed.begin(), allowed.end());
+  out.reserve(allowed.size());
+  for (std::string_view o : allowed) out.emplace_back(o);
   return out;
 }
 
@@ -521,49 +927,59 @@ Result<std::vector<std::string>> Engine::ListUsers(const TupleSet& tuples, std::
       return RelationNotFound("relation '" + f.type + "#" + f.relation + "' is not in the model");
     }
   }
-  ASSIGN_OR_RETURN(TupleSet ctx, BuildContext(model_, contextual_tuples));
+  Overlay overlay(internal::TupleSetAccess::Data(tuples));
+  RETURN_IF_ERROR(overlay.AddTuples(model_, contextual_tuples));
+  const View& view = overlay.view();
 
-  const std::string object_str(object);
-  const std::string rel(relation);
+  const Sym object_sym = overlay.Intern(object);
+  const Sym rel = overlay.Intern(relation);
   std::set<std::string> out;
   // One memo per wildcard mode (results differ between the two).
-  Evaluator with_wildcards(model_, tuples, ctx, false, &conditions_->programs, &conditions_->errors, context);
-  Evaluator without_wildcards(model_, tuples, ctx, false, &conditions_->programs, &conditions_->errors, context);
+  Evaluator with_wildcards(model_, overlay, false, &conditions_->programs, &conditions_->errors, context);
+  Evaluator without_wildcards(model_, overlay, false, &conditions_->programs, &conditions_->errors, context);
   without_wildcards.set_ignore_wildcards(true);
   with_wildcards.set_strict_conditions(true);
   without_wildcards.set_strict_conditions(true);
-  auto check = [&](const std::string& user_str, bool ignore_wildcards) -> Result<bool> {
-    auto u = ParseUser(user_str);
-    if (!u) return false;
+  auto check = [&](Sym user, bool ignore_wildcards) -> Result<bool> {
     Evaluator& ev = ignore_wildcards ? without_wildcards : with_wildcards;
-    Eval e = ev.Check(object_str, obj->first, rel, *u, user_str, 0);
+    Eval e = ev.Check(object_sym, rel, user, 0);
     if (e.state == State::kError) return e.error;
     if (ev.condition_error()) return *ev.condition_error();
     return e.state == State::kTrue;
   };
   for (const auto& f : filters) {
-    std::set<std::string> ids;
+    // "type:id" values of the type mentioned by a tuple (as object, user or
+    // userset object), and whether "type:*" is a tuple user.
+    std::vector<Sym> entities;
+    if (Sym t = view.Find(f.type); t != 0) view.EntitiesOfType(t, &entities);
     bool wildcard = false;
-    CollectIds(tuples.All(), f.type, &ids, &wildcard);
-    CollectIds(ctx.All(), f.type, &ids, &wildcard);
+    std::erase_if(entities, [&](Sym e) {
+      if (view.Info(e).kind != SymKind::kWildcard) return false;
+      wildcard = true;
+      return true;
+    });
+    std::vector<std::string> ids;
+    ids.reserve(entities.size());
+    for (Sym e : entities) ids.emplace_back(view.Text(e));
+    std::sort(ids.begin(), ids.end());
     if (!f.relation.empty()) {
       for (const auto& id : ids) {
         std::string us = id + "#" + f.relation;
-        ASSIGN_OR_RETURN(bool ok, check(us, false));
-        if (ok) out.insert(us);
+        ASSIGN_OR_RETURN(bool ok, check(overlay.Intern(us), false));
+        if (ok) out.insert(std::move(us));
       }
       continue;
     }
     bool wildcard_granted = false;
     if (wildcard) {
       std::string ws = f.type + ":*";
-      ASSIGN_OR_RETURN(wildcard_granted, check(ws, false));
+      ASSIGN_OR_RETURN(wildcard_granted, check(overlay.Intern(ws), false));
       if (wildcard_granted) out.insert(ws);
     }
     for (const auto& id : ids) {
       // Under a granting wildcard, report a concrete user only when it is
       // related in its own right (as OpenFGA's expansion does).
-      ASSIGN_OR_RETURN(bool ok, check(id, wildcard_granted));
+      ASSIGN_OR_RETURN(bool ok, check(overlay.Intern(id), wildcard_granted));
       if (ok) out.insert(id);
     }
   }

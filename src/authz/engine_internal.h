@@ -1,11 +1,16 @@
-// Internal to the authz module: tuple parsing helpers shared by tuples.cc and
-// engine.cc. Not part of the public API.
+// Internal to the authz module: tuple parsing helpers and the interned tuple
+// storage shared by tuples.cc and engine.cc. Not part of the public API.
 #pragma once
 
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "authz/authz.h"
 
@@ -26,5 +31,379 @@ std::optional<std::pair<std::string, std::string>> ParseObject(std::string_view 
 // True if restriction `r` admits the user's form. With match_condition the
 // restriction's condition must equal `condition` as well.
 bool RestrictionAdmits(const TypeRestriction& r, const UserRef& u, bool match_condition, std::string_view condition);
+
+// ------------------------------------------------------------ storage ----
+// See the comment at the top of tuples.cc for the design.
+
+using Sym = uint32_t;  // an interned string; 0 is "" (no condition, no context)
+
+// What a symbol is when read as a tuple user / object (computed once, at
+// interning). `type`, `base` and `relation` are symbols too.
+enum class SymKind : uint8_t { kOther, kObject, kWildcard, kUserset };
+struct SymInfo {
+  Sym type = 0;      // "document" for "document:1", "user:*", "group:g#member"
+  Sym base = 0;      // "group:g" for "group:g#member"; the symbol itself for an object
+  Sym relation = 0;  // "member" for "group:g#member"
+  SymKind kind = SymKind::kOther;
+};
+
+struct Tuple {
+  Sym object = 0;
+  Sym relation = 0;
+  Sym user = 0;
+  Sym condition = 0;
+  Sym context = 0;
+  uint32_t seq = 0;  // insertion order within the lineage
+  int64_t timestamp_ms = 0;
+};
+
+struct Range {
+  uint32_t begin = 0;
+  uint32_t count = 0;
+};
+
+inline uint64_t Pair(Sym a, Sym b) { return (uint64_t{a} << 32) | b; }
+
+struct Triple {
+  Sym o, r, u;
+  bool operator==(const Triple&) const = default;
+};
+struct TripleHash {
+  size_t operator()(const Triple& t) const {
+    uint64_t h = Pair(t.o, t.r) * 0x9E3779B97F4A7C15ULL;
+    h ^= (h >> 29) + t.u * 0xC2B2AE3D27D4EB4FULL;
+    return static_cast<size_t>(h ^ (h >> 32));
+  }
+};
+
+// One entry of an (object, relation) list: the user inline, so that a short
+// list is searched without touching the tuples.
+struct OrItem {
+  Sym user;
+  uint32_t tuple;  // index into Segment::tuples
+};
+
+// Lists up to this long are searched by scanning; longer ones have their
+// tuples in Segment::by_key.
+inline constexpr uint32_t kShortList = 32;
+
+struct OrEntry {
+  Range all;       // into Segment::or_list
+  Range usersets;  // into Segment::or_usersets: the userset-user tuples of `all`
+  uint32_t wildcards = 0;  // tuples of `all` whose user is a wildcard
+  uint64_t modified = 0;  // revision of the last write touching (object, relation) here; 0: none
+};
+
+// An immutable open-addressing table (linear probing, keys inline with
+// their entries) for the hottest index: a lookup usually touches one cache
+// line, where boost::unordered_flat_map touches its metadata and then its
+// element array. Key 0 is "empty" (Pair(object, relation) is never 0).
+class OrTable {
+ public:
+  void Build(const boost::unordered_flat_map<uint64_t, OrEntry>& from);
+  const OrEntry* Find(uint64_t key) const {
+    if (count_ == 0) return nullptr;
+    for (size_t i = Hash(key) & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.key == key) return &s.entry;
+      if (s.key == 0) return nullptr;
+    }
+  }
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (const Slot& s : slots_) {
+      if (s.key != 0) f(s.key, s.entry);
+    }
+  }
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  size_t bytes() const { return slots_.capacity() * sizeof(Slot); }
+
+ private:
+  struct Slot {
+    uint64_t key = 0;
+    OrEntry entry;
+  };
+  static size_t Hash(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return static_cast<size_t>(k);
+  }
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t count_ = 0;
+};
+
+struct Segment;
+
+// Heterogeneous lookup of a symbol by its text, hashed once for every segment.
+struct SymKey {
+  std::string_view text;
+  size_t hash;
+};
+struct SymHash {
+  using is_transparent = void;
+  const Segment* seg;
+  size_t operator()(Sym s) const;
+  size_t operator()(const SymKey& k) const { return k.hash; }
+};
+struct SymEq {
+  using is_transparent = void;
+  const Segment* seg;
+  bool operator()(Sym a, Sym b) const { return a == b; }
+  bool operator()(const SymKey& k, Sym s) const;
+  bool operator()(Sym s, const SymKey& k) const { return (*this)(k, s); }
+};
+size_t HashText(std::string_view s);
+
+// One immutable layer of a TupleSet: the tuples written by a run of Writes,
+// the symbols those writes introduced, the deletions of older tuples, and
+// indexes over all of it. Shared between versions; never modified once
+// published.
+struct Segment {
+  Segment();
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+
+  // Symbols [sym_first, sym_first + sym_info.size()).
+  Sym sym_first = 0;
+  std::string chars;
+  std::vector<uint32_t> sym_end;  // end offset in `chars` of each symbol
+  std::vector<SymInfo> sym_info;
+  boost::unordered_flat_set<Sym, SymHash, SymEq> sym_index;
+
+  std::vector<Tuple> tuples;  // by seq
+  std::vector<OrItem> or_list;
+  std::vector<uint32_t> or_usersets;
+  OrTable by_or;  // Pair(object, relation) -> entry
+  std::vector<uint32_t> user_list;
+  boost::unordered_flat_map<Sym, Range> by_user;
+  boost::unordered_flat_map<Triple, uint32_t, TripleHash> by_key;  // tuples of lists longer than kShortList
+  // (user, object type, relation) -> range of utr_list (tuple indexes, in
+  // seq order): a user's tuples in the lists of one type and relation.
+  boost::unordered_flat_map<Triple, Range, TripleHash> by_user_type_relation;
+  std::vector<uint32_t> utr_list;
+  boost::unordered_flat_set<uint32_t> tombstones;  // seqs of older tuples deleted here
+  // Net count of live tuples mentioning an entity ("type:id" as object, user
+  // or userset base; "type:*" as user) added by this segment (negative for
+  // deletions of older tuples).
+  boost::unordered_flat_map<Sym, int32_t> mentions;
+  // Entities with a positive count here, by type symbol.
+  std::vector<Sym> entity_list;
+  boost::unordered_flat_map<Sym, Range> entities_by_type;
+  // Userset symbols ("o#r") used as tuple users here, by their base object.
+  std::vector<Sym> userset_list;
+  boost::unordered_flat_map<Sym, Range> usersets_by_base;
+
+  size_t sym_count() const { return sym_info.size(); }
+  bool HasSym(Sym s) const { return s >= sym_first && s - sym_first < sym_info.size(); }
+  std::string_view Text(Sym s) const {
+    uint32_t i = s - sym_first;
+    uint32_t b = i == 0 ? 0 : sym_end[i - 1];
+    return std::string_view(chars).substr(b, sym_end[i] - b);
+  }
+  size_t weight() const { return tuples.size() + tombstones.size() + sym_info.size() / 4 + 1; }
+  size_t MemoryBytes() const;
+};
+
+// A TupleSet version: the segments, oldest first. Segments hold disjoint,
+// increasing seq and symbol ranges.
+struct SetData {
+  std::vector<std::shared_ptr<const Segment>> segments;
+  uint64_t revision = 0;
+  uint64_t lineage = 0;
+  uint32_t next_seq = 1;
+  Sym next_sym = 1;
+};
+
+// A read view over some segments (a TupleSet's, optionally plus a
+// per-request overlay of contextual tuples and request symbols). Not owning.
+class View {
+ public:
+  View() = default;
+  explicit View(const SetData& d);
+  void Add(const Segment* s);  // a newer segment
+
+  Sym next_sym() const { return next_sym_; }
+  Sym Find(std::string_view text) const;  // 0 when absent ("" is 0 too)
+  Sym Find(const SymKey& key) const;
+  std::string_view Text(Sym s) const;
+  // By value: a request overlay may grow (and move) its symbol table.
+  SymInfo Info(Sym s) const;
+
+  // Live tuples with this object and relation, in insertion order.
+  template <typename F>
+  void ForObjectRelation(Sym o, Sym r, F&& f) const {
+    ForRange(o, r, false, f);
+  }
+  // Only those whose user is a userset.
+  template <typename F>
+  void ForObjectRelationUsersets(Sym o, Sym r, F&& f) const {
+    ForRange(o, r, true, f);
+  }
+  template <typename F>
+  void ForUser(Sym u, F&& f) const {
+    for (size_t i = 0; i < segs_.size(); ++i) {
+      const Segment& s = *segs_[i];
+      auto it = s.by_user.find(u);
+      if (it == s.by_user.end()) continue;
+      for (uint32_t k = 0; k < it->second.count; ++k) {
+        const Tuple& t = s.tuples[s.user_list[it->second.begin + k]];
+        if (Deleted(i, t.seq)) continue;
+        if (!f(t)) return;
+      }
+    }
+  }
+  // Every live tuple in insertion order; f returns false to stop.
+  template <typename F>
+  void ForAll(F&& f) const {
+    for (size_t i = 0; i < segs_.size(); ++i) {
+      for (const Tuple& t : segs_[i]->tuples) {
+        if (Deleted(i, t.seq)) continue;
+        if (!f(t)) return;
+      }
+    }
+  }
+  const Tuple* FindKey(Sym o, Sym r, Sym u) const;
+  // Whether some tuple (of any version of the segments, so possibly a
+  // deleted one) has this user, an object of this type and this relation.
+  // The live tuples with this user, an object of this type and this relation.
+  template <typename F>
+  void ForUserTypeRelation(Sym user, Sym type, Sym relation, F&& f) const {
+    const Triple key{user, type, relation};
+    for (size_t i = 0; i < segs_.size(); ++i) {
+      const Segment& s = *segs_[i];
+      if (s.by_user_type_relation.empty()) continue;
+      auto it = s.by_user_type_relation.find(key);
+      if (it == s.by_user_type_relation.end()) continue;
+      for (uint32_t k = 0; k < it->second.count; ++k) {
+        const Tuple& t = s.tuples[s.utr_list[it->second.begin + k]];
+        if (Deleted(i, t.seq)) continue;
+        f(t);
+      }
+    }
+  }
+  bool MayHaveUserIn(Sym user, Sym type, Sym relation) const {
+    const Triple key{user, type, relation};
+    for (const Segment* s : segs_) {
+      if (!s->by_user_type_relation.empty() && s->by_user_type_relation.contains(key)) return true;
+    }
+    return false;
+  }
+
+  // The segments' entries for (object, relation), oldest first; returns how
+  // many (at most kMaxEntries).
+  static constexpr size_t kMaxEntries = 16;
+  struct SegEntry {
+    size_t seg;
+    const OrEntry* entry;
+  };
+  size_t Entries(Sym o, Sym r, SegEntry* out) const;
+  // The live tuple with user `u` given the entries from Entries (newest
+  // first, as FindKey).
+  const Tuple* FindIn(const SegEntry* entries, size_t n, Sym o, Sym r, Sym u) const;
+  // The userset tuples of the entries, in insertion order.
+  template <typename F>
+  void ForUsersetsIn(const SegEntry* entries, size_t n, F&& f) const {
+    for (size_t k = 0; k < n; ++k) {
+      const Segment& s = *segs_[entries[k].seg];
+      const Range& rg = entries[k].entry->usersets;
+      for (uint32_t j = 0; j < rg.count; ++j) {
+        const Tuple& t = s.tuples[s.or_usersets[rg.begin + j]];
+        if (Deleted(entries[k].seg, t.seq)) continue;
+        if (!f(t)) return;
+      }
+    }
+  }
+  uint64_t ModifiedAt(Sym o, Sym r) const;
+  int64_t MentionCount(Sym entity) const;
+  // Entities of a type with live mentions (each once, unordered).
+  void EntitiesOfType(Sym type, std::vector<Sym>* out) const;
+  // Userset symbols "base#r" that are (or were) users of tuples.
+  template <typename F>
+  void ForUsersetsOf(Sym base, F&& f) const {
+    for (const Segment* s : segs_) {
+      auto it = s->usersets_by_base.find(base);
+      if (it == s->usersets_by_base.end()) continue;
+      for (uint32_t k = 0; k < it->second.count; ++k) f(s->userset_list[it->second.begin + k]);
+    }
+  }
+
+  std::string TupleString(const Tuple& t) const;  // TupleKey::ToString of the tuple
+  TupleView ToView(const Tuple& t) const;
+
+ private:
+  bool Deleted(size_t seg, uint32_t seq) const {
+    for (size_t j = seg + 1; j < segs_.size(); ++j) {
+      if (!segs_[j]->tombstones.empty() && segs_[j]->tombstones.contains(seq)) return true;
+    }
+    return false;
+  }
+  template <typename F>
+  void ForRange(Sym o, Sym r, bool usersets, F& f) const {
+    const uint64_t key = Pair(o, r);
+    for (size_t i = 0; i < segs_.size(); ++i) {
+      const Segment& s = *segs_[i];
+      const OrEntry* e = s.by_or.Find(key);
+      if (e == nullptr) continue;
+      const Range& rg = usersets ? e->usersets : e->all;
+      for (uint32_t k = 0; k < rg.count; ++k) {
+        const Tuple& t = s.tuples[usersets ? s.or_usersets[rg.begin + k] : s.or_list[rg.begin + k].tuple];
+        if (Deleted(i, t.seq)) continue;
+        if (!f(t)) return;
+      }
+    }
+  }
+  const Segment* SegmentOf(Sym s) const;
+
+  std::vector<const Segment*> segs_;
+  Sym next_sym_ = 1;
+};
+
+// Builds a segment holding `tuples` (already interned), with symbols
+// [sym_first, ...) taken from `syms` (texts, in id order).
+struct SegmentBuilder {
+  std::shared_ptr<Segment> seg = std::make_shared<Segment>();
+  const View* older = nullptr;  // symbols below seg->sym_first
+  // Interns `text` (looks in `older`, then in the new segment).
+  Sym Intern(std::string_view text);
+  std::shared_ptr<const Segment> Finish(std::vector<Tuple> tuples,
+                                        boost::unordered_flat_map<uint64_t, uint64_t> modified,
+                                        boost::unordered_flat_map<Sym, int32_t> mentions,
+                                        boost::unordered_flat_set<uint32_t> tombstones);
+};
+
+// The (object, relation) tuple lists one Check read: symbols of the store's
+// lineage (Pair(object, relation)), or text for request-only strings.
+struct ReadSet {
+  std::vector<uint64_t> ids;
+  std::vector<std::pair<std::string, std::string>> names;
+};
+
+// Grants engine.cc access to a TupleSet's data.
+struct TupleSetAccess {
+  static const SetData& Data(const TupleSet& t);
+};
+
+// Adds the per-request contextual tuples (validated, deduplicated, without
+// those already in `base`) as an overlay segment over `base`; request strings
+// can be interned into the same overlay later (Intern).
+class Overlay {
+ public:
+  explicit Overlay(const SetData& base);
+  Status AddTuples(const Model& model, const std::vector<TupleKey>& contextual);
+  Sym Intern(std::string_view text);
+  const View& view() const { return view_; }
+  bool has_tuples() const { return has_tuples_; }
+
+ private:
+  View base_view_;
+  std::shared_ptr<const Segment> seg_;
+  // Symbols interned after the tuples: a second, growing segment.
+  std::shared_ptr<Segment> extra_;
+  View view_;
+  bool has_tuples_ = false;
+};
 
 }  // namespace aigis::authz::internal

@@ -1,6 +1,11 @@
 // Unit tests of the check engine with hand-built models (no DSL parser).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
 #include "authz/authz.h"
 
 namespace aigis::authz {
@@ -291,6 +296,367 @@ TEST_F(EngineTest, ListObjectsAndUsers) {
   auto users = engine_.ListUsers(tuples_, "document:3", "viewer", {{"user", ""}, {"group", "member"}});
   ASSERT_TRUE(users.ok());
   EXPECT_EQ(*users, (std::vector<std::string>{"group:g#member", "user:*", "user:b"}));
+}
+
+
+// ------------------------------------------------ storage and cache ----
+
+// A naive model of a tuple set: the live tuples in insertion order.
+struct NaiveSet {
+  std::vector<TupleKey> tuples;
+  bool Has(const TupleKey& t) const {
+    return std::any_of(tuples.begin(), tuples.end(), [&](const TupleKey& u) {
+      return u.object == t.object && u.relation == t.relation && u.user == t.user;
+    });
+  }
+  void Apply(const std::vector<TupleKey>& writes, const std::vector<TupleKey>& deletes) {
+    for (const auto& d : deletes) {
+      std::erase_if(tuples, [&](const TupleKey& u) {
+        return u.object == d.object && u.relation == d.relation && u.user == d.user;
+      });
+    }
+    tuples.insert(tuples.end(), writes.begin(), writes.end());
+  }
+};
+
+// Every tuple the test model admits over a small universe.
+std::vector<TupleKey> Universe() {
+  std::vector<TupleKey> all;
+  auto n = [](const char* p, int i) { return std::string(p) + std::to_string(i); };
+  for (int g = 0; g < 4; ++g) {
+    for (int u = 0; u < 5; ++u) all.push_back(Tk(n("group:g", g), "member", n("user:u", u)));
+    all.push_back(Tk(n("group:g", g), "member", "user:*"));
+    for (int h = 0; h < 4; ++h) {
+      if (h != g) all.push_back(Tk(n("group:g", g), "member", n("group:g", h) + "#member"));
+    }
+  }
+  for (int f = 0; f < 3; ++f) {
+    for (int u = 0; u < 5; ++u) all.push_back(Tk(n("folder:f", f), "viewer", n("user:u", u)));
+  }
+  for (int d = 0; d < 6; ++d) {
+    const std::string doc = n("document:d", d);
+    for (int f = 0; f < 3; ++f) all.push_back(Tk(doc, "parent", n("folder:f", f)));
+    for (int u = 0; u < 5; ++u) {
+      for (const char* r : {"owner", "blocked", "editor", "viewer"}) all.push_back(Tk(doc, r, n("user:u", u)));
+      TupleKey c = Tk(doc, "cond_viewer", n("user:u", u), "c");
+      if (u % 2 == 0) c.condition_context = R"({"x": )" + std::to_string(u * 4) + "}";
+      all.push_back(c);
+    }
+    for (int g = 0; g < 4; ++g) all.push_back(Tk(doc, "editor", n("group:g", g) + "#member"));
+    all.push_back(Tk(doc, "viewer", "user:*"));
+  }
+  return all;
+}
+
+std::vector<std::string> Users(const std::vector<TupleView>& v) {
+  std::vector<std::string> out;
+  for (const auto& t : v) out.emplace_back(t.user);
+  return out;
+}
+
+std::string Outcome(const Result<CheckResult>& r) {
+  if (!r.ok()) return "error " + r.status().message();
+  return r->allowed ? "allowed" : "denied";
+}
+
+// Many small writes and deletes (which merge segments into the base again
+// and again), checked after each step against a naive list, and at the end
+// against a TupleSet built in one Write from the same final list; snapshots
+// taken on the way must not change.
+TEST_F(EngineTest, RandomizedWritesMatchNaiveModelAndFreshSet) {
+  const std::vector<TupleKey> universe = Universe();
+  std::mt19937_64 rng(42);
+  NaiveSet naive;
+  std::vector<std::pair<TupleSet, NaiveSet>> snapshots;
+  for (int step = 0; step < 1500; ++step) {
+    std::vector<TupleKey> writes, deletes;
+    std::set<size_t> picked;
+    int batch = 1 + static_cast<int>(rng() % 4);
+    for (int i = 0; i < batch; ++i) {
+      size_t k = rng() % universe.size();
+      if (!picked.insert(k).second) continue;
+      (naive.Has(universe[k]) ? deletes : writes).push_back(universe[k]);
+    }
+    ASSERT_TRUE(tuples_.Write(model_, writes, deletes, 1000 + step).ok()) << step;
+    naive.Apply(writes, deletes);
+    EXPECT_EQ(tuples_.revision(), static_cast<uint64_t>(step + 1));
+    ASSERT_EQ(tuples_.size(), naive.tuples.size()) << step;
+    if (step % 100 == 0) snapshots.emplace_back(tuples_, naive);
+    // A write of an existing tuple fails and changes nothing.
+    if (!naive.tuples.empty()) {
+      EXPECT_FALSE(tuples_.Write(model_, {naive.tuples.front()}).ok());
+      EXPECT_EQ(tuples_.revision(), static_cast<uint64_t>(step + 1));
+    }
+  }
+  auto same = [&](const TupleSet& set, const NaiveSet& want, const std::string& where) {
+    ASSERT_EQ(set.size(), want.tuples.size()) << where;
+    std::vector<TupleKey> all;
+    for (const auto& v : set.All()) all.push_back(v.ToKey());
+    ASSERT_EQ(all, want.tuples) << where;  // insertion order, conditions and contexts
+    for (const auto& t : universe) {
+      ASSERT_EQ(set.Contains(t), want.Has(t)) << where << " " << t.ToString();
+      std::vector<std::string> by_or, by_user;
+      for (const auto& w : want.tuples) {
+        if (w.object == t.object && w.relation == t.relation) by_or.push_back(w.user);
+      }
+      ASSERT_EQ(Users(set.ByObjectRelation(t.object, t.relation)), by_or) << where << " " << t.ToString();
+      for (const auto& w : want.tuples) {
+        if (w.user == t.user) by_user.push_back(w.ToString());
+      }
+      std::vector<std::string> got_user;
+      for (const auto& v : set.ByUser(t.user)) got_user.push_back(v.ToString());
+      ASSERT_EQ(got_user, by_user) << where << " " << t.user;
+    }
+  };
+  same(tuples_, naive, "final");
+  for (size_t i = 0; i < snapshots.size(); ++i) same(snapshots[i].first, snapshots[i].second, "snapshot " + std::to_string(i));
+
+  TupleSet fresh;
+  ASSERT_TRUE(fresh.Write(model_, naive.tuples).ok());
+  same(fresh, naive, "fresh");
+  std::vector<std::string> users = {"user:u0", "user:u1", "user:u2", "user:u3", "user:u4", "user:nobody", "user:*",
+                                    "group:g0#member", "group:g2#member", "document:d1#editor"};
+  std::vector<std::string> objects;
+  for (int d = 0; d < 7; ++d) objects.push_back("document:d" + std::to_string(d));
+  for (const char* ctx : {"", R"({"x": 5})"}) {
+    for (const auto& u : users) {
+      for (const auto& o : objects) {
+        for (const char* r : {"viewer", "editor", "can_share", "can_read", "cond_viewer"}) {
+          CheckRequest req{Tk(o, r, u), {}, ctx, false};
+          auto a = engine_.Check(tuples_, req);
+          auto b = engine_.Check(fresh, req);
+          ASSERT_EQ(Outcome(a), Outcome(b)) << req.tuple.ToString() << " " << ctx;
+          // The explain mode scans whole lists in order: the fast path must
+          // agree with it.
+          req.explain = true;
+          ASSERT_EQ(Outcome(engine_.Check(tuples_, req)), Outcome(a)) << req.tuple.ToString() << " " << ctx;
+        }
+      }
+      for (const char* r : {"viewer", "editor", "can_read", "cond_viewer"}) {
+        auto a = engine_.ListObjects(tuples_, "document", r, u, {}, ctx);
+        auto b = engine_.ListObjects(fresh, "document", r, u, {}, ctx);
+        ASSERT_EQ(a.ok(), b.ok()) << u << " " << r;
+        if (!a.ok()) continue;
+        ASSERT_EQ(*a, *b) << u << " " << r;
+        // Reverse reachability finds exactly what checking every object
+        // of the type finds.
+        std::vector<std::string> brute;
+        std::set<std::string> docs;
+        for (const auto& t : naive.tuples) {
+          if (t.object.starts_with("document:")) docs.insert(t.object);
+        }
+        for (const auto& d : docs) {
+          auto c = engine_.Check(fresh, {Tk(d, r, u), {}, ctx, false});
+          if (c.ok() && c->allowed) brute.push_back(d);
+        }
+        ASSERT_EQ(*a, brute) << u << " " << r;
+      }
+    }
+    for (const auto& o : objects) {
+      auto a = engine_.ListUsers(tuples_, o, "viewer", {{"user", ""}, {"group", "member"}}, {}, ctx);
+      auto b = engine_.ListUsers(fresh, o, "viewer", {{"user", ""}, {"group", "member"}}, {}, ctx);
+      ASSERT_EQ(a.ok(), b.ok()) << o;
+      if (a.ok()) ASSERT_EQ(*a, *b) << o;
+    }
+  }
+}
+
+TEST_F(EngineTest, TimestampsRevisionAndModifiedAt) {
+  EXPECT_EQ(tuples_.revision(), 0u);
+  EXPECT_EQ(tuples_.ModifiedAt("document:1", "owner"), 0u);
+  ASSERT_TRUE(tuples_.Write(model_, {Tk("document:1", "owner", "user:a")}, {}, 111).ok());
+  ASSERT_TRUE(tuples_.Write(model_, {Tk("document:2", "owner", "user:a")}, {}, 222).ok());
+  EXPECT_EQ(tuples_.revision(), 2u);
+  EXPECT_EQ(tuples_.ModifiedAt("document:1", "owner"), 1u);
+  EXPECT_EQ(tuples_.ModifiedAt("document:2", "owner"), 2u);
+  EXPECT_EQ(tuples_.ModifiedAt("document:1", "viewer"), 0u);
+  auto found = tuples_.Find(Tk("document:2", "owner", "user:a"));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->timestamp_ms, 222);
+  EXPECT_EQ(tuples_.ByObjectRelation("document:1", "owner").at(0).timestamp_ms, 111);
+  // A failed write changes nothing.
+  EXPECT_FALSE(tuples_.Write(model_, {Tk("document:1", "owner", "user:a")}).ok());
+  EXPECT_EQ(tuples_.revision(), 2u);
+  // Deleting keeps the list's revision after it empties.
+  TupleSet before = tuples_;
+  ASSERT_TRUE(tuples_.Write(model_, {}, {Tk("document:1", "owner", "user:a")}).ok());
+  EXPECT_EQ(tuples_.ModifiedAt("document:1", "owner"), 3u);
+  EXPECT_TRUE(tuples_.ByObjectRelation("document:1", "owner").empty());
+  EXPECT_EQ(before.ModifiedAt("document:1", "owner"), 1u);  // the snapshot is unaffected
+  EXPECT_EQ(before.revision(), 2u);
+  EXPECT_TRUE(before.Contains(Tk("document:1", "owner", "user:a")));
+  // Many writes: merges keep the revisions.
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(tuples_.Write(model_, {Tk("document:x" + std::to_string(i), "owner", "user:a")}).ok());
+  }
+  EXPECT_EQ(tuples_.ModifiedAt("document:1", "owner"), 3u);
+  EXPECT_EQ(tuples_.ModifiedAt("document:2", "owner"), 2u);
+  EXPECT_EQ(tuples_.ModifiedAt("document:x7", "owner"), 11u);
+  EXPECT_EQ(tuples_.revision(), 203u);
+  EXPECT_GT(tuples_.MemoryUsage(), 0u);
+}
+
+TEST_F(EngineTest, CheckCacheHitsAndInvalidatesExactly) {
+  W({Tk("document:1", "editor", "group:g#member"), Tk("group:g", "member", "user:a"), Tk("document:2", "owner", "user:b")});
+  CheckCache cache;
+  CheckRequest req{Tk("document:1", "viewer", "user:a"), {}, "", false};
+  bool hit = true;
+  auto r = cache.Check(engine_, "m1", tuples_, req, &hit);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->allowed);
+  EXPECT_FALSE(hit);
+  r = cache.Check(engine_, "m1", tuples_, req, &hit);
+  EXPECT_TRUE(hit);
+  EXPECT_TRUE(r->allowed);
+  EXPECT_EQ(cache.size(), 1u);
+  // Another model id is another entry.
+  cache.Check(engine_, "m2", tuples_, req, &hit);
+  EXPECT_FALSE(hit);
+  // A write to a list the check did not read keeps the entry.
+  W({Tk("document:2", "owner", "user:c")});
+  r = cache.Check(engine_, "m1", tuples_, req, &hit);
+  EXPECT_TRUE(hit);
+  EXPECT_TRUE(r->allowed);
+  // A write to a list it read drops it, and the new answer is computed.
+  ASSERT_TRUE(tuples_.Write(model_, {}, {Tk("group:g", "member", "user:a")}).ok());
+  r = cache.Check(engine_, "m1", tuples_, req, &hit);
+  EXPECT_FALSE(hit);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->allowed);
+  r = cache.Check(engine_, "m1", tuples_, req, &hit);
+  EXPECT_TRUE(hit);
+  EXPECT_FALSE(r->allowed);
+  // A denial that depended on an empty list: writing to that list drops it.
+  W({Tk("document:1", "viewer", "user:a")});
+  r = cache.Check(engine_, "m1", tuples_, req, &hit);
+  EXPECT_FALSE(hit);
+  EXPECT_TRUE(r->allowed);
+  // A list whose relation the store had never seen when the entry was made.
+  CheckRequest cond{Tk("document:3", "cond_viewer", "user:z"), {}, R"({"x": 1})", false};
+  r = cache.Check(engine_, "m1", tuples_, cond, &hit);
+  EXPECT_FALSE(r->allowed);
+  EXPECT_TRUE(cache.Check(engine_, "m1", tuples_, cond, &hit).ok());
+  EXPECT_TRUE(hit);
+  W({Tk("document:3", "cond_viewer", "user:z", "c")});
+  r = cache.Check(engine_, "m1", tuples_, cond, &hit);
+  EXPECT_FALSE(hit);
+  EXPECT_TRUE(r->allowed);
+  // An older snapshot never uses an entry computed on a newer one.
+  TupleSet old = tuples_;
+  W({Tk("document:9", "owner", "user:q")});
+  CheckRequest q{Tk("document:9", "owner", "user:q"), {}, "", false};
+  EXPECT_TRUE(cache.Check(engine_, "m1", tuples_, q, &hit)->allowed);
+  EXPECT_FALSE(cache.Check(engine_, "m1", old, q, &hit)->allowed);
+  EXPECT_FALSE(hit);
+  // Another lineage (a set with the same revision) never hits.
+  TupleSet other;
+  for (uint64_t i = 0; i < tuples_.revision(); ++i) {
+    ASSERT_TRUE(other.Write(model_, {Tk("document:o" + std::to_string(i), "owner", "user:q")}).ok());
+  }
+  EXPECT_FALSE(cache.Check(engine_, "m1", other, q, &hit)->allowed);
+  EXPECT_FALSE(hit);
+  // A fork (a write on a copy of a version that was written since) is
+  // another lineage, even at the same revision.
+  TupleSet base = tuples_;
+  TupleSet fork = base;
+  W({Tk("document:f", "owner", "user:f")});
+  ASSERT_TRUE(fork.Write(model_, {Tk("document:g", "owner", "user:f")}).ok());
+  ASSERT_EQ(fork.revision(), tuples_.revision());
+  CheckRequest f{Tk("document:f", "owner", "user:f"), {}, "", false};
+  EXPECT_TRUE(cache.Check(engine_, "m1", tuples_, f, &hit)->allowed);
+  EXPECT_FALSE(cache.Check(engine_, "m1", fork, f, &hit)->allowed);
+  EXPECT_FALSE(hit);
+  EXPECT_TRUE(fork.Contains(Tk("document:g", "owner", "user:f")));
+  EXPECT_FALSE(fork.Contains(Tk("document:f", "owner", "user:f")));
+  EXPECT_FALSE(tuples_.Contains(Tk("document:g", "owner", "user:f")));
+  cache.Clear();
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST_F(EngineTest, CheckCacheKeysContextualTuplesAndSkipsErrors) {
+  CheckCache cache;
+  CheckRequest req{Tk("document:1", "can_share", "user:a"),
+                   {Tk("document:1", "owner", "user:a"), Tk("document:1", "editor", "user:a")}, "", false};
+  bool hit = true;
+  EXPECT_TRUE(cache.Check(engine_, "m", tuples_, req, &hit)->allowed);
+  EXPECT_FALSE(hit);
+  std::swap(req.contextual_tuples[0], req.contextual_tuples[1]);  // order does not matter
+  EXPECT_TRUE(cache.Check(engine_, "m", tuples_, req, &hit)->allowed);
+  EXPECT_TRUE(hit);
+  req.contextual_tuples = {Tk("document:1", "editor", "user:a")};
+  EXPECT_FALSE(cache.Check(engine_, "m", tuples_, req, &hit)->allowed);
+  EXPECT_FALSE(hit);
+  req.contextual_tuples.clear();
+  EXPECT_FALSE(cache.Check(engine_, "m", tuples_, req, &hit)->allowed);
+  EXPECT_FALSE(hit);
+  // Context and explain are part of the key.
+  W({Tk("document:1", "cond_viewer", "user:a", "c")});
+  CheckRequest c{Tk("document:1", "cond_viewer", "user:a"), {}, R"({"x": 1})", false};
+  EXPECT_TRUE(cache.Check(engine_, "m", tuples_, c, &hit)->allowed);
+  c.context = R"({"x": 11})";
+  EXPECT_FALSE(cache.Check(engine_, "m", tuples_, c, &hit)->allowed);
+  EXPECT_FALSE(hit);
+  c.explain = true;
+  auto e = cache.Check(engine_, "m", tuples_, c, &hit);
+  EXPECT_FALSE(hit);
+  EXPECT_FALSE(e->explanation.empty());
+  e = cache.Check(engine_, "m", tuples_, c, &hit);
+  EXPECT_TRUE(hit);
+  EXPECT_FALSE(e->explanation.empty());
+  // Errors are not cached.
+  c.context = "";
+  c.explain = false;
+  EXPECT_FALSE(cache.Check(engine_, "m", tuples_, c, &hit).ok());
+  EXPECT_FALSE(cache.Check(engine_, "m", tuples_, c, &hit).ok());
+  EXPECT_FALSE(hit);
+  // Bounded.
+  CheckCache small(16);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(small.Check(engine_, "m", tuples_, {Tk("document:" + std::to_string(i), "viewer", "user:a"), {}, "", false}).ok());
+  }
+  EXPECT_LE(small.size(), 16u);
+  EXPECT_GT(small.size(), 0u);
+}
+
+TEST_F(EngineTest, ContextualTuplesInListObjectsReachability) {
+  W({Tk("group:g", "member", "user:a"), Tk("document:1", "viewer", "user:b")});
+  // Only a contextual tuple connects user:a to document:2 (through group:g).
+  auto objs = engine_.ListObjects(tuples_, "document", "viewer", "user:a", {Tk("document:2", "editor", "group:g#member")});
+  ASSERT_TRUE(objs.ok());
+  EXPECT_EQ(*objs, (std::vector<std::string>{"document:2"}));
+  // Self-defining usersets and wildcards.
+  W({Tk("document:3", "viewer", "user:*"), Tk("document:4", "editor", "user:c")});
+  objs = engine_.ListObjects(tuples_, "document", "viewer", "user:zzz");
+  ASSERT_TRUE(objs.ok());
+  EXPECT_EQ(*objs, (std::vector<std::string>{"document:3"}));
+  objs = engine_.ListObjects(tuples_, "document", "viewer", "document:4#editor");
+  ASSERT_TRUE(objs.ok());
+  EXPECT_EQ(*objs, (std::vector<std::string>{"document:4"}));
+}
+
+
+TEST_F(EngineTest, CheckCacheSeesGrantsDeepInNestedUsersets) {
+  // user:x is in no group yet: an uncached Check may skip the groups; the
+  // cached entry must still depend on every list a grant could come from.
+  W({Tk("document:1", "editor", "group:g#member"), Tk("group:g", "member", "group:h#member"),
+     Tk("group:h", "member", "group:i#member"), Tk("group:z", "member", "user:y")});
+  CheckCache cache;
+  CheckRequest req{Tk("document:1", "viewer", "user:x"), {}, "", false};
+  bool hit = false;
+  EXPECT_FALSE(cache.Check(engine_, "m", tuples_, req, &hit)->allowed);
+  EXPECT_FALSE(engine_.Check(tuples_, req)->allowed);
+  W({Tk("group:i", "member", "user:x")});
+  auto r = cache.Check(engine_, "m", tuples_, req, &hit);
+  EXPECT_FALSE(hit);
+  EXPECT_TRUE(r->allowed);
+  EXPECT_TRUE(engine_.Check(tuples_, req)->allowed);
+  // Through a wildcard as well.
+  CheckRequest other{Tk("document:1", "editor", "user:w"), {}, "", false};
+  EXPECT_FALSE(cache.Check(engine_, "m", tuples_, other, &hit)->allowed);
+  W({Tk("group:i", "member", "user:*")});
+  EXPECT_TRUE(cache.Check(engine_, "m", tuples_, other, &hit)->allowed);
+  EXPECT_FALSE(hit);
+  EXPECT_TRUE(engine_.Check(tuples_, other)->allowed);
 }
 
 }  // namespace

@@ -50,8 +50,6 @@ int64_t NowMs() {
       .count();
 }
 
-std::string KeyOf(const TupleKey& t) { return t.object + "#" + t.relation + "@" + t.user; }
-
 Status StoreNotFound(const std::string& id) {
   return NotFound(fmt::format("store_id_not_found: store '{}' not found", id.substr(0, 64)));
 }
@@ -81,9 +79,10 @@ Result<int> PageSize(int page_size) {
 struct StoreState {
   StoreInfo info;
   std::vector<ModelInfo> models;  // oldest first
-  TupleSet tuples;
-  std::shared_ptr<const std::map<std::string, int64_t>> inserted_at =
-      std::make_shared<const std::map<std::string, int64_t>>();
+  TupleSet tuples;  // with each tuple's insertion time
+  // Shared by every version of the store (entries are checked against the
+  // tuple revision they were computed at).
+  std::shared_ptr<CheckCache> cache = std::make_shared<CheckCache>();
   int64_t next_seq = 1;
 
   const ModelInfo* FindModel(const std::string& id) const {
@@ -173,10 +172,10 @@ struct Service::Impl {
                                             "condition_context, inserted_at FROM authz_tuples "
                                             "ORDER BY tenant, store_id, inserted_at, object, relation, \"user\""));
     std::map<std::pair<std::string, std::string>, std::vector<TupleKey>> by_store;
-    std::map<std::pair<std::string, std::string>, std::map<std::string, int64_t>> times;
+    std::map<std::pair<std::string, std::string>, std::vector<int64_t>> times;  // parallel to by_store
     for (const auto& r : tuples) {
       TupleKey t{r.Text(2), r.Text(3), r.Text(4), r.Text(5), r.Text(6)};
-      times[{r.Text(0), r.Text(1)}][KeyOf(t)] = r.Int(7);
+      times[{r.Text(0), r.Text(1)}].push_back(r.Int(7));
       by_store[{r.Text(0), r.Text(1)}].push_back(std::move(t));
     }
     // Stored tuples were validated against the model of their day; a later
@@ -240,17 +239,25 @@ struct Service::Impl {
         }
         permissive.conditions.push_back(found ? *found : Condition{t.condition, {}, "true", 0});
       }
-      Status st = it->second->tuples.Write(permissive, list);
-      if (!st.ok()) {
-        // One at a time, skipping what no longer loads (it stays in the
-        // database; the engine would ignore it anyway).
-        for (const auto& t : list) {
-          if (Status one = it->second->tuples.Write(permissive, {t}); !one.ok()) {
-            spdlog::warn("authz: store {}: stored tuple {} not loaded: {}", key.second, t.ToString(), one.message());
+      // One Write per run of equal insertion times (the rows are in that
+      // order), so that each tuple keeps its time.
+      const std::vector<int64_t>& at = times[key];
+      for (size_t begin = 0; begin < list.size();) {
+        size_t end = begin;
+        while (end < list.size() && at[end] == at[begin]) ++end;
+        std::vector<TupleKey> run(list.begin() + begin, list.begin() + end);
+        Status st = it->second->tuples.Write(permissive, run, {}, at[begin]);
+        if (!st.ok()) {
+          // One at a time, skipping what no longer loads (it stays in the
+          // database; the engine would ignore it anyway).
+          for (const auto& t : run) {
+            if (Status one = it->second->tuples.Write(permissive, {t}, {}, at[begin]); !one.ok()) {
+              spdlog::warn("authz: store {}: stored tuple {} not loaded: {}", key.second, t.ToString(), one.message());
+            }
           }
         }
+        begin = end;
       }
-      it->second->inserted_at = std::make_shared<const std::map<std::string, int64_t>>(std::move(times[key]));
     }
     ASSIGN_OR_RETURN(auto seqs, db->Query("SELECT tenant, store_id, MAX(seq) FROM authz_changes GROUP BY tenant, store_id"));
     for (const auto& r : seqs) {
@@ -399,6 +406,41 @@ Result<StoreView> Service::View(const std::string& tenant, const std::string& st
   return StoreView{m->id, m->engine, st->tuples};
 }
 
+Result<StoreInfo> Service::FindStoreByName(const std::string& tenant, const std::string& name) const {
+  auto snap = impl_->Snapshot();
+  const StoreInfo* best = nullptr;
+  for (auto it = snap->lower_bound({tenant, ""}); it != snap->end() && it->first.first == tenant; ++it) {
+    const StoreInfo& info = it->second->info;
+    if (info.name != name) continue;
+    if (best == nullptr || info.created_at_ms < best->created_at_ms ||
+        (info.created_at_ms == best->created_at_ms && info.id < best->id)) {
+      best = &info;
+    }
+  }
+  if (best == nullptr) {
+    return NotFound(fmt::format("store_id_not_found: no store named '{}'", name.substr(0, 64)));
+  }
+  return *best;
+}
+
+Result<CheckOutcome> Service::Check(const std::string& tenant, const std::string& store_id,
+                                    const std::string& model_id, const CheckRequest& request) const {
+  ASSIGN_OR_RETURN(auto st, impl_->Find(tenant, store_id));
+  const ModelInfo* m = st->FindModel(model_id);
+  if (!m) {
+    if (model_id.empty()) {
+      return InvalidArgument("latest_authorization_model_not_found: the store has no authorization model");
+    }
+    return InvalidArgument(
+        fmt::format("authorization_model_not_found: authorization model '{}' not found", model_id.substr(0, 64)));
+  }
+  CheckOutcome out;
+  ASSIGN_OR_RETURN(out.result, st->cache->Check(*m->engine, m->id, st->tuples, request, &out.cached));
+  out.model_id = m->id;
+  out.revision = st->tuples.revision();
+  return out;
+}
+
 Status Service::Write(const std::string& tenant, const std::string& store_id, const std::string& model_id,
                       const std::vector<TupleKey>& writes, const std::vector<TupleKey>& deletes) {
   if (writes.empty() && deletes.empty()) {
@@ -415,18 +457,14 @@ Status Service::Write(const std::string& tenant, const std::string& store_id, co
         fmt::format("authorization_model_not_found: authorization model '{}' not found", model_id.substr(0, 64)));
   }
   auto st = std::make_shared<StoreState>(*cur);
-  RETURN_IF_ERROR(st->tuples.Write(m->engine->model(), writes, deletes));
-  int64_t now = NowMs();
+  const int64_t now = NowMs();
+  RETURN_IF_ERROR(st->tuples.Write(m->engine->model(), writes, deletes, now));
   int64_t seq = st->next_seq;
-  auto times = std::make_shared<std::map<std::string, int64_t>>(*cur->inserted_at);
   // Deleted tuples' conditions, for the changelog.
   std::vector<TupleKey> deleted;
   for (const auto& d : deletes) {
-    TupleKey full = d;
-    for (const TupleKey* t : cur->tuples.ByObjectRelation(d.object, d.relation)) {
-      if (t->user == d.user) full = *t;
-    }
-    deleted.push_back(std::move(full));
+    auto found = cur->tuples.Find(d);
+    deleted.push_back(found ? found->ToKey() : d);
   }
   Status persisted = impl_->db->Transaction([&](store::Session& s) -> Status {
     for (const auto& d : deleted) {
@@ -452,9 +490,6 @@ Status Service::Write(const std::string& tenant, const std::string& store_id, co
     return {};
   });
   RETURN_IF_ERROR(persisted);
-  for (const auto& d : deleted) times->erase(KeyOf(d));
-  for (const auto& w : writes) (*times)[KeyOf(w)] = now;
-  st->inserted_at = std::move(times);
   st->next_seq = seq;
   impl_->Publish(tenant, store_id, std::move(st));
   return {};
@@ -472,19 +507,27 @@ Result<Page<TupleRecord>> Service::Read(const std::string& tenant, const std::st
   Page<TupleRecord> page;
   int64_t index = 0;
   bool more = false;
-  for (const TupleKey* t : st->tuples.All()) {
+  auto visit = [&](const TupleView& t) {
     if (!filter.object.empty()) {
-      if (type_only ? !t->object.starts_with(filter.object) : t->object != filter.object) continue;
+      if (type_only ? !t.object.starts_with(filter.object) : t.object != filter.object) return true;
     }
-    if (!filter.relation.empty() && t->relation != filter.relation) continue;
-    if (!filter.user.empty() && t->user != filter.user) continue;
-    if (index++ < offset) continue;
+    if (!filter.relation.empty() && t.relation != filter.relation) return true;
+    if (!filter.user.empty() && t.user != filter.user) return true;
+    if (index++ < offset) return true;
     if (page.items.size() >= static_cast<size_t>(n)) {
       more = true;
-      break;
+      return false;
     }
-    auto it = st->inserted_at->find(KeyOf(*t));
-    page.items.push_back({*t, it == st->inserted_at->end() ? 0 : it->second});
+    page.items.push_back({t.ToKey(), t.timestamp_ms});
+    return true;
+  };
+  if (!type_only && !filter.object.empty() && !filter.relation.empty()) {
+    // One (object, relation) list: the index has it in insertion order.
+    for (const TupleView& t : st->tuples.ByObjectRelation(filter.object, filter.relation)) {
+      if (!visit(t)) break;
+    }
+  } else {
+    st->tuples.ForEach(visit);
   }
   if (more) page.continuation_token = EncodeToken(offset + static_cast<int64_t>(page.items.size()));
   return page;

@@ -206,5 +206,90 @@ TEST_F(ServiceTest, ConditionalTuplesPersist) {
   EXPECT_EQ(changes->items[0].key.condition, "small");
 }
 
+
+TEST_F(ServiceTest, CheckUsesAPerStoreCacheInvalidatedByWrites) {
+  auto st = svc_->CreateStore("default", "docs");
+  ASSERT_TRUE(st.ok());
+  auto model = svc_->WriteModel("default", st->id, kModel);
+  ASSERT_TRUE(model.ok());
+  ASSERT_TRUE(svc_->Write("default", st->id, "", {T("document:1", "viewer", "group:eng#member"), T("group:eng", "member", "user:anne")}, {}).ok());
+  CheckRequest req{T("document:1", "viewer", "user:anne"), {}, "", false};
+  auto first = svc_->Check("default", st->id, "", req);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_TRUE(first->result.allowed);
+  EXPECT_FALSE(first->cached);
+  EXPECT_EQ(first->model_id, *model);
+  EXPECT_EQ(first->revision, 1u);
+  auto second = svc_->Check("default", st->id, *model, req);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->cached);
+  EXPECT_TRUE(second->result.allowed);
+  // An unrelated write keeps the entry (the cache survives the store's
+  // writes); a write to a list the check read drops it.
+  ASSERT_TRUE(svc_->Write("default", st->id, "", {T("folder:1", "viewer", "user:bob")}, {}).ok());
+  auto third = svc_->Check("default", st->id, "", req);
+  ASSERT_TRUE(third.ok());
+  EXPECT_TRUE(third->cached);
+  EXPECT_EQ(third->revision, 2u);
+  ASSERT_TRUE(svc_->Write("default", st->id, "", {}, {T("group:eng", "member", "user:anne")}).ok());
+  auto fourth = svc_->Check("default", st->id, "", req);
+  ASSERT_TRUE(fourth.ok());
+  EXPECT_FALSE(fourth->cached);
+  EXPECT_FALSE(fourth->result.allowed);
+  EXPECT_EQ(fourth->revision, 3u);
+  // Errors.
+  EXPECT_EQ(svc_->Check("default", "nope", "", req).status().code(), Code::kNotFound);
+  EXPECT_FALSE(svc_->Check("default", st->id, "01ARZ3NDEKTSV4RRFFQ69G5FAV", req).ok());
+  EXPECT_EQ(OpenFgaErrorCode(svc_->Check("default", st->id, "", {T("document:1", "nope", "user:anne"), {}, "", false}).status()), 2000);
+  // A deleted and re-created store starts with an empty cache.
+  ASSERT_TRUE(svc_->DeleteStore("default", st->id).ok());
+  EXPECT_FALSE(svc_->Check("default", st->id, "", req).ok());
+}
+
+TEST_F(ServiceTest, FindStoreByName) {
+  auto a = svc_->CreateStore("default", "main");
+  auto b = svc_->CreateStore("default", "main");
+  auto c = svc_->CreateStore("default", "other");
+  auto d = svc_->CreateStore("elsewhere", "main");
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok() && d.ok());
+  auto found = svc_->FindStoreByName("default", "main");
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->id, a->id);  // the oldest
+  EXPECT_EQ(svc_->FindStoreByName("default", "other")->id, c->id);
+  EXPECT_EQ(svc_->FindStoreByName("elsewhere", "main")->id, d->id);
+  auto missing = svc_->FindStoreByName("default", "nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), Code::kNotFound);
+  EXPECT_NE(missing.status().message().find("store_id_not_found"), std::string::npos);
+  ASSERT_TRUE(svc_->DeleteStore("default", a->id).ok());
+  EXPECT_EQ(svc_->FindStoreByName("default", "main")->id, b->id);
+}
+
+TEST_F(ServiceTest, TimestampsSurviveReopen) {
+  auto st = svc_->CreateStore("default", "docs");
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(svc_->WriteModel("default", st->id, kModel).ok());
+  ASSERT_TRUE(svc_->Write("default", st->id, "", {T("document:1", "viewer", "user:a")}, {}).ok());
+  ASSERT_TRUE(svc_->Write("default", st->id, "", {T("document:2", "viewer", "user:a"), T("document:3", "viewer", "user:a")}, {}).ok());
+  auto before = svc_->Read("default", st->id, {}, 0, "");
+  ASSERT_TRUE(before.ok());
+  ASSERT_EQ(before->items.size(), 3u);
+  auto again = Reopen();
+  ASSERT_TRUE(again);
+  auto after = again->Read("default", st->id, {}, 0, "");
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->items.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(after->items[i].key, before->items[i].key);
+    EXPECT_EQ(after->items[i].timestamp_ms, before->items[i].timestamp_ms);
+    EXPECT_GT(after->items[i].timestamp_ms, 0);
+  }
+  // The (object, relation) fast path of Read.
+  auto one = again->Read("default", st->id, T("document:2", "viewer", ""), 0, "");
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one->items.size(), 1u);
+  EXPECT_EQ(one->items[0].timestamp_ms, before->items[1].timestamp_ms);
+}
+
 }  // namespace
 }  // namespace aigis::authz

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -30,6 +31,54 @@ void PrintErrors(const std::vector<std::string>& errors) {
   for (const auto& e : errors) fmt::print(stderr, "{}\n", e);
 }
 
+// The authorization model text: authz.model_file (relative to the config
+// file) or the built-in default; `where` names it for messages.
+Result<std::string> AuthzModelText(const config::Config& cfg, std::string* where) {
+  if (cfg.authz.model_file.empty()) {
+    *where = "rules/authz/model.fga (built in)";
+    return std::string(authz::DefaultModelDsl());
+  }
+  std::filesystem::path p(cfg.authz.model_file);
+  if (p.is_relative() && !cfg.source.empty()) p = std::filesystem::path(cfg.source).parent_path() / p;
+  *where = p.string();
+  std::ifstream f(p, std::ios::binary);
+  if (!f) return InvalidArgument(fmt::format("cannot read authz.model_file '{}'", p.string()));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// authz.enabled: the store the authorize stage checks against, with the
+// configured model (or the built-in default) and the seed tuples, in the
+// default tenant. Other tenants create theirs through the OpenFGA API.
+Status EnsureAuthz(authz::Service& service, const config::Config& cfg) {
+  if (!cfg.authz.enabled) return Status::Ok();
+  std::string where;
+  ASSIGN_OR_RETURN(std::string dsl, AuthzModelText(cfg, &where));
+  auto id = authz::EnsureStore(service, "default", cfg.authz.store, dsl, cfg.authz.seed_tuples);
+  if (!id.ok()) return InvalidArgument(fmt::format("{}: {}", where, id.status().message()));
+  spdlog::info("authz: store '{}' ({}) in tenant default, model from {}", cfg.authz.store, *id, where);
+  return Status::Ok();
+}
+
+// Model syntax and semantics, and the seed tuples' form, as `aigis
+// check-config` reports them: one "file:line:column: message" per error.
+std::vector<std::string> AuthzConfigErrors(const config::Config& cfg) {
+  std::vector<std::string> out;
+  if (!cfg.authz.enabled) return out;
+  std::string where;
+  auto dsl = AuthzModelText(cfg, &where);
+  if (!dsl.ok()) return {dsl.status().message()};
+  std::vector<authz::ModelError> errors;
+  auto model = authz::ParseDsl(*dsl, &errors);
+  for (const auto& e : errors) out.push_back(fmt::format("{}:{}:{}: {}", where, e.line, e.column, e.message));
+  if (!model.ok() && errors.empty()) out.push_back(fmt::format("{}: {}", where, model.status().message()));
+  for (const auto& t : cfg.authz.seed_tuples) {
+    if (auto k = authz::ParseTupleString(t); !k.ok()) out.push_back("authz.seed_tuples: " + k.status().message());
+  }
+  return out;
+}
+
 int CheckConfig(const std::string& path) {
   auto r = config::LoadFile(path);
   if (!r.errors.empty()) {
@@ -39,6 +88,10 @@ int CheckConfig(const std::string& path) {
   }
   if (auto k = identity::DecodeMasterKey(r.config->identity.master_key.Reveal()); !k.ok()) {
     fmt::print(stderr, "{}:0: {}\n", path, k.status().message());
+    return 1;
+  }
+  if (auto errors = AuthzConfigErrors(*r.config); !errors.empty()) {
+    for (const auto& e : errors) fmt::print(stderr, "{}\n", e);
     return 1;
   }
   // Compiling catches what only the gateway knows (URLs, TLS files).
@@ -198,10 +251,16 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
     spdlog::error("authz: {}", fga.status().message());
     return 2;
   }
+  std::shared_ptr<authz::Service> authz_service = *fga;
+  if (Status st = EnsureAuthz(*authz_service, cfg); !st.ok()) {
+    spdlog::error("authz: {}", st.message());
+    return 2;
+  }
   gateway::GatewayOptions opts;
   opts.version = kVersion;
   opts.commit = kCommit;
   opts.identity = id;
+  opts.authz = authz_service;
   auto g = gateway::Gateway::Create(cfg, opts);
   if (!g.ok()) {
     spdlog::error("{}", g.status().message());
@@ -232,6 +291,11 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
     if (!r.errors.empty()) {
       spdlog::error("config reload ({}) rejected; still serving the previous config:", why);
       for (const auto& e : r.errors) spdlog::error("  {}", e);
+      gw.NoteReloadFailure();
+      return;
+    }
+    if (Status az = EnsureAuthz(*authz_service, *r.config); !az.ok()) {
+      spdlog::error("config reload ({}) rejected; still serving the previous config: authz: {}", why, az.message());
       gw.NoteReloadFailure();
       return;
     }

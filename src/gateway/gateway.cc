@@ -12,6 +12,7 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include "gateway/authorize.h"
 #include "gateway/llm.h"
 #include "gateway/metrics.h"
 #include "net/net.h"
@@ -412,6 +413,7 @@ struct Gateway::Impl {
   std::atomic<bool> ready{false};
 
   std::array<std::vector<std::shared_ptr<Stage>>, 4> stages;  // by Phase
+  std::shared_ptr<AuthorizeStage> authorize;                  // also in stages, when authz is set
   std::vector<std::shared_ptr<ResponseStage>> response_stages;
   std::array<std::vector<Mount>, 2> mounts;  // by Listener
   // Handlers that block (store writes) run here, never on an I/O thread.
@@ -494,6 +496,7 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
   ex.remote = req.remote;
   ex.raw_body = req.body;
   ex.request_headers = &req.headers;
+  ex.config = &rt->config;
 
   do {
     auto match = llm::Classify(req.method, req.path());
@@ -837,6 +840,21 @@ void Gateway::Impl::Record(const Exchange& ex, int worker) {
     e.Set("decision", fmt::format("{}:{}:{}", d.stage, d.outcome, d.code));
     e.Set("reason", d.reason);
   }
+  if (!ex.authz.empty()) {
+    // Every check, then the details of the deciding one (the last).
+    std::string checks;
+    for (const auto& a : ex.authz) {
+      checks += fmt::format("{}{} {} {} {}", checks.empty() ? "" : "; ", a.allowed ? "allow" : "deny", a.user,
+                            a.relation, a.object);
+    }
+    const AuthzRecord& last = ex.authz.back();
+    e.Set("authz", checks).Set("authz_decision_id", last.decision_id).Set("authz_model", last.model_id);
+    e.Set("authz_revision", static_cast<int64_t>(last.revision)).Set("authz_cached", last.cached);
+    std::string why;
+    for (const auto& step : last.explanation) why += (why.empty() ? "" : " | ") + step;
+    if (!last.error.empty()) why = last.error;
+    e.Set("authz_explanation", why);
+  }
   if (ex.client_gone) e.Set("client_gone", true);
   e.Set("duration_us", static_cast<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
   events->Emit(e);
@@ -857,6 +875,14 @@ std::string Gateway::Impl::RenderMetrics() const {
     g.auth_cache_misses = st.cache_misses;
     g.auth_failures = st.auth_failures;
     g.tokens_issued = st.tokens_issued;
+  }
+  if (authorize) {
+    auto st = authorize->stats();
+    g.authz = true;
+    g.authz_allowed = st.allowed;
+    g.authz_denied = st.denied;
+    g.authz_errors = st.errors;
+    g.authz_cache_hits = st.cache_hits;
   }
   return metrics.Render(g, options.version, options.commit);
 }
@@ -903,6 +929,10 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(const config::Config& cfg, Gate
   g->impl_ = std::make_unique<Impl>(std::move(options), std::move(rt).value(), cfg);
   if (auto id = g->impl_->options.identity) {
     g->impl_->stages[static_cast<size_t>(Phase::kAuthenticate)].push_back(std::make_shared<AuthenticateStage>(id));
+  }
+  if (auto az = g->impl_->options.authz) {
+    g->impl_->authorize = MakeAuthorizeStage(az);
+    g->impl_->stages[static_cast<size_t>(Phase::kAuthorize)].push_back(g->impl_->authorize);
   }
   if (g->impl_->options.events) {
     g->impl_->events = g->impl_->options.events;

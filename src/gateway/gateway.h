@@ -27,6 +27,10 @@
 #include "core/core.h"
 #include "identity/identity.h"
 
+namespace aigis::authz {
+class Service;
+}
+
 namespace aigis::gateway {
 
 enum class Protocol { kOpenAI, kAnthropic };
@@ -70,6 +74,18 @@ struct StageRecord {
   std::string reason;
 };
 
+// One relationship check the authorize stage made for an exchange.
+struct AuthzRecord {
+  std::string decision_id;  // "<request id>.authz.<n>": quoted in a deny
+  bool allowed = false;
+  std::string user, relation, object;
+  std::vector<std::string> explanation;  // the granting chain, or what was tried
+  std::string model_id;                  // authorization model version
+  uint64_t revision = 0;                 // tuple store revision it saw
+  bool cached = false;
+  std::string error;  // why it could not be answered (then it denies)
+};
+
 struct Exchange {
   // Set by the gateway before any stage runs.
   std::string request_id;
@@ -87,6 +103,7 @@ struct Exchange {
   std::vector<Message> messages;  // protocol-neutral view of the prompt
   WallTime time{};
   MonoTime start{};
+  const config::Config* config = nullptr;  // the snapshot this exchange runs under
 
   // Filled as the pipeline runs.
   Principal principal;
@@ -100,6 +117,7 @@ struct Exchange {
   bool client_gone = false;
   Usage usage;
   std::vector<StageRecord> decisions;
+  std::vector<AuthzRecord> authz;  // every check of the authorize stage
   std::chrono::microseconds upstream_latency{0};
 };
 
@@ -155,6 +173,9 @@ struct GatewayOptions {
   // When set: the authenticate stage runs first on every LLM request, and
   // the proxy listener serves /oauth2/* and /.well-known/* from it.
   std::shared_ptr<identity::Identity> identity;
+  // When set: the authorize stage runs after authenticate, with the checks
+  // of the config's `authz` section (when authz.enabled).
+  std::shared_ptr<authz::Service> authz;
 };
 
 class Gateway {

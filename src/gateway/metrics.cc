@@ -148,6 +148,15 @@ std::string Metrics::Render(const Gauges& g, std::string_view version, std::stri
     header("aigis_oauth_tokens_issued_total", "counter", "Access tokens issued by the token endpoint.");
     out += fmt::format("aigis_oauth_tokens_issued_total {}\n", g.tokens_issued);
   }
+  if (g.authz) {
+    header("aigis_authz_checks_total", "counter",
+           "Relationship checks of the authorize stage by result (error: could not be decided, denied).");
+    out += fmt::format("aigis_authz_checks_total{{result=\"allow\"}} {}\n", g.authz_allowed);
+    out += fmt::format("aigis_authz_checks_total{{result=\"deny\"}} {}\n", g.authz_denied);
+    out += fmt::format("aigis_authz_checks_total{{result=\"error\"}} {}\n", g.authz_errors);
+    header("aigis_authz_check_cache_hits_total", "counter", "Checks of the authorize stage answered from the cache.");
+    out += fmt::format("aigis_authz_check_cache_hits_total {}\n", g.authz_cache_hits);
+  }
   return out;
 }
 

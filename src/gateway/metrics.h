@@ -43,6 +43,8 @@ class Metrics {
     double config_loaded_at = 0;
     bool identity = false;  // the identity counters below are rendered
     uint64_t auth_cache_hits = 0, auth_cache_misses = 0, auth_failures = 0, tokens_issued = 0;
+    bool authz = false;  // the authorization counters below are rendered
+    uint64_t authz_allowed = 0, authz_denied = 0, authz_errors = 0, authz_cache_hits = 0;
   };
   std::string Render(const Gauges& g, std::string_view version, std::string_view commit) const;
 

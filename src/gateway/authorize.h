@@ -1,0 +1,26 @@
+// Internal to the gateway module: the authorize stage (authorize.cc).
+#pragma once
+
+#include <memory>
+
+#include "authz/authz.h"
+#include "gateway/gateway.h"
+
+namespace aigis::gateway {
+
+// Runs the checks of config.authz.checks for the exchange's route kind
+// against the store config.authz.store of the caller's tenant. Every check
+// must allow; anything that cannot be answered denies (fail closed).
+class AuthorizeStage : public Stage {
+ public:
+  struct Stats {
+    uint64_t allowed = 0, denied = 0, errors = 0, cache_hits = 0;
+  };
+  virtual Stats stats() const = 0;
+};
+std::shared_ptr<AuthorizeStage> MakeAuthorizeStage(std::shared_ptr<authz::Service> service);
+
+// Expands "{name}" references; unknown names expand to "".
+std::string ExpandTemplate(std::string_view tmpl, const std::vector<std::pair<std::string_view, std::string>>& vars);
+
+}  // namespace aigis::gateway
