@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,7 @@ class Store;
 namespace aigis::authz::internal {
 struct TupleSetAccess;
 struct ReadSet;
+struct ModelSyms;
 }
 
 namespace aigis::authz {
@@ -332,8 +334,23 @@ class Engine {
   struct Conditions;  // compiled expressions (engine.cc)
   // Check that also reports the tuple lists it read (for CheckCache).
   Result<CheckResult> Check(const TupleSet& tuples, const CheckRequest& request, internal::ReadSet* reads) const;
+  // The model's names as symbols of one store lineage (engine.cc), shared
+  // by the requests on it; reset (not shared) when the Engine is copied.
+  struct ModelSymsSlot {
+    ModelSymsSlot() = default;
+    ModelSymsSlot(const ModelSymsSlot&) {}
+    ModelSymsSlot& operator=(const ModelSymsSlot&) {
+      std::lock_guard<std::mutex> l(mu);
+      current.reset();
+      return *this;
+    }
+    std::mutex mu;
+    std::shared_ptr<const internal::ModelSyms> current;
+  };
+  std::shared_ptr<const internal::ModelSyms> Syms(const TupleSet& tuples) const;
   Model model_;
   std::shared_ptr<const Conditions> conditions_;
+  mutable ModelSymsSlot syms_;
 };
 
 // Caches Check results for ONE store lineage (a TupleSet and the versions

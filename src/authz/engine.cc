@@ -27,12 +27,24 @@
 // The last two rest on whole-type indexes rather than on the lists read, so
 // they are off when the CheckCache records a read set.
 //
+// The model's names (types, relations, rewrite names, `type:*`, type
+// restrictions, reach summaries) are resolved to symbols once per store
+// lineage and shared by the requests (internal::ModelSyms, Engine::Syms),
+// so a request does no string lookups for them. On entering a node the
+// (object, relation) entries its rewrite reads first are prefetched from
+// every segment together (ListObjects prefetches a few candidates ahead).
+// A node the shallow pass walked without skipping anything (no userset
+// tuple, exclusion or dropped error under it) has its definite result, and
+// goes into the full memo.
+//
 // Within one Evaluator (one Check, or one whole ListObjects / ListUsers),
 // definite results of sub-checks that met no cycle are memoized together with
 // the depth they needed, so shared subgraphs are walked once without changing
 // any answer. The userset `type:id#rel` always has `rel` on `type:id`
 // (OpenFGA's self-defining rule, which ListUsers relies on).
 #include <algorithm>
+#include <array>
+#include <mutex>
 #include <map>
 #include <set>
 
@@ -160,6 +172,58 @@ struct Engine::Conditions {
   std::map<std::string, RelationReach, std::less<>> reach;
 };
 
+namespace internal {
+
+// A step of Evaluator::BuildCone: from an object of `from_type` (its
+// userset "object#<suffix>", or the object itself when suffix is empty) to
+// the objects of the list (type, relation) holding it.
+struct ConeStep {
+  Sym type, relation;  // the list's object type and relation
+  Sym from_type;       // the type of the object stepped from
+  std::string suffix;  // "#s" for a userset step, "" for a parent step
+};
+
+// The model's names resolved to the symbols of one store lineage, built
+// against a version whose next symbol is `next_sym` and shared by the
+// requests on the lineage's versions (Engine::Syms). A symbol s found here
+// names the same string in every version of the lineage, but exists in a
+// version only when s < its next_sym; a name absent here is absent in every
+// version with next_sym <= this one's. The Evaluator uses an entry only
+// where it gives what the per-request lookups would (see Evaluator::Valid),
+// and falls back to those lookups otherwise.
+struct ModelSyms {
+  uint64_t lineage = 0;
+  Sym next_sym = 0;
+  boost::unordered_flat_map<Sym, const TypeDefinition*> types;
+  boost::unordered_flat_map<uint64_t, const Relation*> relations;  // Pair(type, relation)
+  boost::unordered_flat_map<const std::string*, Sym> names;        // rewrite relation / tupleset names
+  boost::unordered_flat_map<Sym, Sym> wildcards;                   // type -> "type:*" (0: absent)
+  struct Restriction {
+    Sym type, relation, condition;
+    bool wildcard;
+  };
+  struct Restrictions {
+    std::vector<Restriction> list;
+    bool complete = true;  // every non-empty name was found
+    Sym max = 0;           // the largest symbol in `list`
+  };
+  boost::unordered_flat_map<const Relation*, Restrictions> restrictions;
+  struct Reach {
+    bool unsafe = false;
+    bool complete = true;  // every name of ends and steps was found
+    Sym max = 0;
+    std::vector<std::array<Sym, 3>> ends;  // (type, relation, user type); 0: absent
+    std::vector<ConeStep> steps;           // any symbol 0: absent
+  };
+  boost::unordered_flat_map<uint64_t, Reach> reach;  // Pair(type, relation)
+  // Pair(type, relation) -> the relations whose tuple lists on the same
+  // object its evaluation reads first (its own, computed ones, tuplesets):
+  // prefetched together (Evaluator::Check).
+  boost::unordered_flat_map<uint64_t, std::vector<Sym>> local;
+};
+
+}  // namespace internal
+
 namespace {
 
 using internal::Overlay;
@@ -190,6 +254,13 @@ class Evaluator {
   // request, as OpenFGA's ListUsers does.
   void set_strict_conditions(bool v) { strict_conditions_ = v; }
   void set_reach(const std::map<std::string, RelationReach, std::less<>>* r) { reach_summaries_ = r; }
+  // The shared name symbols (Engine::Syms) for a view over a version whose
+  // next symbol is `base_next`.
+  void set_syms(const internal::ModelSyms* syms, Sym base_next) {
+    syms_ = syms;
+    base_next_ = base_next;
+    overlay_tuples_ = overlay_.has_tuples();
+  }
   // Records every (object, relation) tuple list read (for the CheckCache).
   void set_reads(boost::unordered_flat_set<uint64_t>* reads) { reads_ = reads; }
   const std::optional<Status>& condition_error() const { return condition_error_; }
@@ -208,6 +279,17 @@ class Evaluator {
     Eval e = Check(object, relation, user, 0);
     shallow_ = false;
     return e.state == State::kTrue;
+  }
+
+  // Starts loading the tuple lists on `object` (of type `type`) that
+  // evaluating `relation` on it reads first.
+  void Prefetch(Sym object, Sym type, Sym relation) const {
+    if (syms_ == nullptr || type >= base_next_ || relation >= base_next_) return;
+    auto local = syms_->local.find(internal::Pair(type, relation));
+    if (local == syms_->local.end()) return;
+    for (Sym r : local->second) {
+      if (Valid(r)) view_.Prefetch(object, r);
+    }
   }
 
   // `object` is a "type:id" symbol.
@@ -233,6 +315,7 @@ class Evaluator {
         if (hit != memo->end() && depth + hit->second.relative_depth <= Engine::kMaxDepth) {
           max_depth_ = std::max(max_depth_, depth + hit->second.relative_depth);
           subtree_max_ = std::max(subtree_max_, depth + hit->second.relative_depth);
+          if (memo == &shallow_memo_ && !hit->second.allowed) ++skipped_;  // "not proven" is not "not allowed"
           return {hit->second.allowed ? State::kTrue : State::kFalse, {}, {}};
         }
       }
@@ -248,7 +331,9 @@ class Evaluator {
       if (explain_ && trace_.size() < kMaxTraceSteps) trace_.push_back(std::string(depth, ' ') + "cycle at " + KeyText(key));
       return Eval::Cycle();
     }
+    Prefetch(object, oi.type, relation);
     const uint64_t cycles_before = cycles_;
+    const uint64_t skipped_before = skipped_;
     const int saved_subtree_max = subtree_max_;
     subtree_max_ = depth;
     Eval e = Rewrite(object, *td, oi.type, *rel, relation, rel->rewrite, user, depth);
@@ -256,7 +341,9 @@ class Evaluator {
     // A definite result reached without meeting the current path does not
     // depend on how we got here: remember it (with the depth it needed, so
     // that a reuse deeper down still honours the depth limit).
-    auto& memo = shallow_ ? shallow_memo_ : memo_;
+    // A shallow walk that skipped nothing under this node (no userset tuple,
+    // exclusion or dropped error) is the full walk: its result is definite.
+    auto& memo = shallow_ && skipped_ != skipped_before ? shallow_memo_ : memo_;
     if (!explain_ && cycles_ == cycles_before && (e.state == State::kTrue || e.state == State::kFalse) &&
         memo.size() < kMaxMemoEntries) {
       memo.emplace(key, MemoEntry{e.state == State::kTrue, subtree_max_ - depth});
@@ -273,13 +360,29 @@ class Evaluator {
     return s;
   }
 
+  // A shared symbol that exists in the request's base version.
+  bool Valid(Sym s) const { return s != 0 && s < base_next_; }
+  // Whether entries built with every name found (`complete`), none past the
+  // base version (`max`), may be used; with incomplete entries only when no
+  // contextual tuple can use a name the base does not have.
+  bool Usable(bool complete, Sym max) const { return max < base_next_ && (complete || !overlay_tuples_); }
+
   const TypeDefinition* TypeOf(Sym type) {
     if (type == 0) return nullptr;
+    if (syms_ != nullptr && type < base_next_) {
+      // Every model type the base has is in the table.
+      auto it = syms_->types.find(type);
+      return it == syms_->types.end() ? nullptr : it->second;
+    }
     auto [it, fresh] = types_.try_emplace(type, nullptr);
     if (fresh) it->second = model_.Find(view_.Text(type));
     return it->second;
   }
   const Relation* RelationOf(Sym type, Sym relation) {
+    if (syms_ != nullptr && type < base_next_ && relation < base_next_) {
+      auto it = syms_->relations.find(internal::Pair(type, relation));
+      return it == syms_->relations.end() ? nullptr : it->second;
+    }
     auto [it, fresh] = relations_.try_emplace(internal::Pair(type, relation), nullptr);
     if (fresh) {
       const TypeDefinition* td = TypeOf(type);
@@ -290,15 +393,36 @@ class Evaluator {
   // The symbol of a relation name from the model (interned into the request
   // overlay when no tuple uses it).
   Sym NameSym(const std::string& name) {
+    if (syms_ != nullptr) {
+      auto it = syms_->names.find(&name);
+      if (it != syms_->names.end() && Valid(it->second)) return it->second;
+    }
     auto [it, fresh] = names_.try_emplace(&name, 0);
     if (fresh) it->second = overlay_.Intern(name);
     return it->second;
   }
   Sym WildcardOf(Sym type) {
+    if (syms_ != nullptr && type < base_next_) {
+      auto it = syms_->wildcards.find(type);
+      if (it != syms_->wildcards.end()) {
+        if (Valid(it->second)) return it->second;
+        // Absent from the base: no tuple has it unless a contextual one.
+        if (!overlay_tuples_) return 0;
+      }
+    }
     auto [it, fresh] = wildcards_.try_emplace(type, 0);
     if (fresh) it->second = view_.Find(std::string(view_.Text(type)) + ":*");
     return it->second;
   }
+  // The shared reach summary of (type, relation) when usable; nullptr: use
+  // the per-request path (which finds "no summary" itself).
+  const internal::ModelSyms::Reach* SharedReach(Sym type, Sym relation) {
+    if (syms_ == nullptr || type >= base_next_ || relation >= base_next_) return nullptr;
+    auto it = syms_->reach.find(internal::Pair(type, relation));
+    if (it == syms_->reach.end()) return nullptr;
+    return Usable(it->second.complete, it->second.max) ? &it->second : nullptr;
+  }
+
   // Whether a plain (or wildcard) user can have `relation` on objects of
   // `type` at all: every grant ends in a tuple naming the user (or its
   // wildcard) in one of the lists the relation's rewrites can reach; when the
@@ -310,6 +434,19 @@ class Evaluator {
     if (reach_summaries_ == nullptr) return true;
     auto [it, fresh] = reach_.try_emplace(Triple{type, relation, user}, true);
     if (!fresh) return it->second;
+    if (const internal::ModelSyms::Reach* r = SharedReach(type, relation)) {
+      if (r->unsafe) return true;
+      const Sym wildcard = ui.kind == SymKind::kObject ? WildcardOf(ui.type) : 0;
+      bool any = false;
+      for (const auto& [ts, rs, ut] : r->ends) {
+        if (ut != ui.type || !Valid(ts) || !Valid(rs)) continue;
+        if (view_.MayHaveUserIn(user, ts, rs) || (wildcard != 0 && view_.MayHaveUserIn(wildcard, ts, rs))) {
+          any = true;
+          break;
+        }
+      }
+      return it->second = any;
+    }
     std::string key(view_.Text(type));
     key.append("#").append(view_.Text(relation));
     auto summary = reach_summaries_->find(key);
@@ -349,12 +486,16 @@ class Evaluator {
     boost::unordered_flat_set<Sym> objects;
   };
   void BuildCone(Sym type, Sym relation, Sym user, const SymInfo& ui, Cone* cone) {
-    std::string key(view_.Text(type));
-    key.append("#").append(view_.Text(relation));
-    auto summary = reach_summaries_->find(key);
-    if (summary == reach_summaries_->end() || summary->second.unsafe) return;
-    const RelationReach& rr = summary->second;
-    const std::string_view user_type = view_.Text(ui.type);
+    const internal::ModelSyms::Reach* shared = SharedReach(type, relation);
+    const RelationReach* rr = nullptr;
+    if (shared == nullptr) {
+      std::string key(view_.Text(type));
+      key.append("#").append(view_.Text(relation));
+      auto summary = reach_summaries_->find(key);
+      if (summary == reach_summaries_->end()) return;
+      rr = &summary->second;
+    }
+    if (shared ? shared->unsafe : rr->unsafe) return;
     const Sym wildcard = ui.kind == SymKind::kObject ? WildcardOf(ui.type) : 0;
     std::vector<Sym> todo;
     bool overflow = false;
@@ -365,33 +506,39 @@ class Evaluator {
       }
       if (cone->objects.insert(t.object).second) todo.push_back(t.object);
     };
-    for (const auto& [t, r, ut] : rr.ends) {
-      if (ut != user_type) continue;
-      Sym ts = view_.Find(t), rs = view_.Find(r);
-      if (ts == 0 || rs == 0) continue;
-      view_.ForUserTypeRelation(user, ts, rs, reach);
-      if (wildcard != 0) view_.ForUserTypeRelation(wildcard, ts, rs, reach);
+    std::vector<internal::ConeStep> local_steps;
+    if (shared != nullptr) {
+      for (const auto& [ts, rs, ut] : shared->ends) {
+        if (ut != ui.type || !Valid(ts) || !Valid(rs)) continue;
+        view_.ForUserTypeRelation(user, ts, rs, reach);
+        if (wildcard != 0) view_.ForUserTypeRelation(wildcard, ts, rs, reach);
+      }
+    } else {
+      const std::string_view user_type = view_.Text(ui.type);
+      for (const auto& [t, r, ut] : rr->ends) {
+        if (ut != user_type) continue;
+        Sym ts = view_.Find(t), rs = view_.Find(r);
+        if (ts == 0 || rs == 0) continue;
+        view_.ForUserTypeRelation(user, ts, rs, reach);
+        if (wildcard != 0) view_.ForUserTypeRelation(wildcard, ts, rs, reach);
+      }
+      for (const auto& [t, r, y, srel] : rr->usersets) {
+        Sym ts = view_.Find(t), rs = view_.Find(r), ys = view_.Find(y);
+        if (ts != 0 && rs != 0 && ys != 0) local_steps.push_back({ts, rs, ys, "#" + srel});
+      }
+      for (const auto& [t, tupleset, p] : rr->parents) {
+        Sym ts = view_.Find(t), rs = view_.Find(tupleset), ps = view_.Find(p);
+        if (ts != 0 && rs != 0 && ps != 0) local_steps.push_back({ts, rs, ps, ""});
+      }
     }
-    struct Step {
-      Sym type, relation;  // the list's object type and relation
-      Sym from_type;       // the type of the object stepped from
-      std::string suffix;  // "#s" for a userset step, "" for a parent step
-    };
-    std::vector<Step> steps;
-    for (const auto& [t, r, y, srel] : rr.usersets) {
-      Sym ts = view_.Find(t), rs = view_.Find(r), ys = view_.Find(y);
-      if (ts != 0 && rs != 0 && ys != 0) steps.push_back({ts, rs, ys, "#" + srel});
-    }
-    for (const auto& [t, tupleset, p] : rr.parents) {
-      Sym ts = view_.Find(t), rs = view_.Find(tupleset), ps = view_.Find(p);
-      if (ts != 0 && rs != 0 && ps != 0) steps.push_back({ts, rs, ps, ""});
-    }
+    const std::vector<internal::ConeStep>& steps = shared ? shared->steps : local_steps;
     while (!todo.empty() && !overflow) {
       const Sym o = todo.back();
       todo.pop_back();
       const Sym otype = view_.Info(o).type;
-      for (const Step& st : steps) {
+      for (const internal::ConeStep& st : steps) {
         if (st.from_type != otype) continue;
+        if (shared != nullptr && (!Valid(st.type) || !Valid(st.relation))) continue;  // absent from the base
         Sym via = o;
         if (!st.suffix.empty()) {
           std::string us(view_.Text(o));
@@ -427,11 +574,12 @@ class Evaluator {
   }
   // The relation's type restrictions as symbols (0 for a name no tuple uses:
   // then nothing matches it, as a tuple's user type is never 0).
-  struct Restriction {
-    Sym type, relation, condition;
-    bool wildcard;
-  };
+  using Restriction = internal::ModelSyms::Restriction;
   const std::vector<Restriction>& RestrictionsOf(const Relation& rel) {
+    if (syms_ != nullptr) {
+      auto s = syms_->restrictions.find(&rel);
+      if (s != syms_->restrictions.end() && s->second.complete && s->second.max < base_next_) return s->second.list;
+    }
     auto [it, fresh] = restrictions_.try_emplace(&rel);
     if (fresh) {
       for (const auto& r : rel.directly_related) {
@@ -497,7 +645,10 @@ class Evaluator {
         return {State::kTrue, {}, std::move(chain)};
       }
       case K::kDifference: {
-        if (shallow_) return Eval::False();  // not proven
+        if (shallow_) {
+          ++skipped_;
+          return Eval::False();  // not proven
+        }
         if (node.children.size() != 2) return Eval::Error(Internal("malformed exclusion"));
         Eval base = Rewrite(object, td, type, rel, relsym, node.children[0], user, depth);
         if (base.state == State::kFalse) return base;
@@ -551,7 +702,13 @@ class Evaluator {
         }
       }
     }
-    if (shallow_) return Eval::False();  // not proven: usersets are not followed
+    if (shallow_) {
+      // Not proven: usersets are not followed (and errors are not reported).
+      bool usersets = error.has_value();
+      for (size_t k = 0; k < n && !usersets; ++k) usersets = entries[k].entry->usersets.count > 0;
+      if (usersets) ++skipped_;
+      return Eval::False();
+    }
     Eval found;
     view_.ForUsersetsIn(entries, n, [&](const Tuple& t) {
       if (t.user == user) return true;  // the exact tuple, done above
@@ -719,6 +876,9 @@ class Evaluator {
   boost::unordered_flat_map<Triple, bool, TripleHash> reach_;  // MayReach
   boost::unordered_flat_map<Triple, Cone, TripleHash> cones_;   // InCone
   const std::map<std::string, RelationReach, std::less<>>* reach_summaries_ = nullptr;
+  const internal::ModelSyms* syms_ = nullptr;
+  Sym base_next_ = 0;
+  bool overlay_tuples_ = false;
   boost::unordered_flat_map<const Relation*, std::vector<Restriction>> restrictions_;
   boost::unordered_flat_set<uint64_t>* reads_ = nullptr;
   bool ignore_wildcards_ = false;
@@ -735,6 +895,7 @@ class Evaluator {
   // Shallow pass: kTrue = proven, kFalse = not proven.
   boost::unordered_flat_map<Triple, MemoEntry, TripleHash> shallow_memo_;
   bool shallow_ = false;
+  uint64_t skipped_ = 0;  // shallow pass: steps a full walk would take that it skipped
   boost::unordered_flat_set<Triple, TripleHash> path_;
   std::vector<std::string> trace_;
 };
@@ -774,6 +935,115 @@ Engine::Engine(Model model) : model_(std::move(model)) {
   conditions_ = std::move(c);
 }
 
+namespace {
+
+std::shared_ptr<const internal::ModelSyms> BuildModelSyms(
+    const Model& model, const std::map<std::string, RelationReach, std::less<>>& reach, const internal::SetData& data) {
+  auto out = std::make_shared<internal::ModelSyms>();
+  out->lineage = data.lineage;
+  out->next_sym = data.next_sym;
+  const View view(data);
+  boost::unordered_flat_map<std::string_view, Sym> found;
+  auto find = [&](std::string_view name) -> Sym {
+    auto [it, fresh] = found.try_emplace(name, 0);
+    if (fresh) it->second = view.Find(name);
+    return it->second;
+  };
+  for (const auto& td : model.types) {
+    const Sym ts = find(td.name);
+    if (ts != 0) {
+      out->types.emplace(ts, &td);
+      out->wildcards.emplace(ts, view.Find(td.name + ":*"));
+    }
+    for (const auto& rel : td.relations) {
+      const Sym rs = find(rel.name);
+      if (ts != 0 && rs != 0) out->relations.emplace(internal::Pair(ts, rs), &rel);
+      internal::ModelSyms::Restrictions& rl = out->restrictions[&rel];
+      for (const auto& r : rel.directly_related) {
+        internal::ModelSyms::Restriction x{find(r.type), find(r.relation), find(r.condition), r.wildcard};
+        rl.complete = rl.complete && (x.type != 0 || r.type.empty()) && (x.relation != 0 || r.relation.empty()) &&
+                      (x.condition != 0 || r.condition.empty());
+        rl.max = std::max({rl.max, x.type, x.relation, x.condition});
+        rl.list.push_back(x);
+      }
+      std::vector<const authz::Rewrite*> nodes = {&rel.rewrite};
+      while (!nodes.empty()) {
+        const authz::Rewrite* n = nodes.back();
+        nodes.pop_back();
+        if (n->kind == authz::Rewrite::Kind::kComputed || n->kind == authz::Rewrite::Kind::kTupleToUserset) {
+          out->names.emplace(&n->relation, find(n->relation));
+          if (n->kind == authz::Rewrite::Kind::kTupleToUserset) out->names.emplace(&n->tupleset, find(n->tupleset));
+        }
+        for (const auto& c : n->children) nodes.push_back(&c);
+      }
+      if (ts != 0 && rs != 0) {
+        // The lists on the same object: follow computed relations of the type.
+        std::vector<Sym>& local = out->local[internal::Pair(ts, rs)];
+        std::set<const Relation*> seen = {&rel};
+        std::vector<const authz::Rewrite*> todo = {&rel.rewrite};
+        while (!todo.empty()) {
+          const authz::Rewrite* n = todo.back();
+          todo.pop_back();
+          switch (n->kind) {
+            case authz::Rewrite::Kind::kThis:
+              break;
+            case authz::Rewrite::Kind::kComputed:
+              if (const Relation* c = td.Find(n->relation); c != nullptr && seen.insert(c).second) {
+                todo.push_back(&c->rewrite);
+                if (!c->directly_related.empty()) {
+                  if (Sym cs = find(c->name); cs != 0) local.push_back(cs);
+                }
+              }
+              break;
+            case authz::Rewrite::Kind::kTupleToUserset:
+              if (Sym t = find(n->tupleset); t != 0) local.push_back(t);
+              break;
+            default:
+              for (const auto& c : n->children) todo.push_back(&c);
+          }
+        }
+        if (!rel.directly_related.empty()) local.push_back(rs);
+        std::sort(local.begin(), local.end());
+        local.erase(std::unique(local.begin(), local.end()), local.end());
+      }
+      auto summary = reach.find(td.name + "#" + rel.name);
+      if (ts == 0 || rs == 0 || summary == reach.end()) continue;
+      const RelationReach& rr = summary->second;
+      internal::ModelSyms::Reach& x = out->reach[internal::Pair(ts, rs)];
+      x.unsafe = rr.unsafe;
+      auto note = [&](Sym s) {
+        if (s == 0) x.complete = false;
+        x.max = std::max(x.max, s);
+        return s;
+      };
+      for (const auto& [t, r, ut] : rr.ends) x.ends.push_back({note(find(t)), note(find(r)), note(find(ut))});
+      for (const auto& [t, r, y, srel] : rr.usersets) {
+        x.steps.push_back({note(find(t)), note(find(r)), note(find(y)), "#" + srel});
+      }
+      for (const auto& [t, tupleset, p] : rr.parents) {
+        x.steps.push_back({note(find(t)), note(find(tupleset)), note(find(p)), ""});
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<const internal::ModelSyms> Engine::Syms(const TupleSet& tuples) const {
+  const internal::SetData& data = internal::TupleSetAccess::Data(tuples);
+  {
+    std::lock_guard<std::mutex> l(syms_.mu);
+    const auto& cur = syms_.current;
+    if (cur && cur->lineage == data.lineage && cur->next_sym >= data.next_sym) return cur;
+  }
+  auto fresh = BuildModelSyms(model_, conditions_->reach, data);
+  std::lock_guard<std::mutex> l(syms_.mu);
+  const auto& cur = syms_.current;
+  if (!cur || cur->lineage != data.lineage || cur->next_sym < fresh->next_sym) syms_.current = fresh;
+  return fresh;
+}
+
 Result<Engine> Engine::Create(Model model) {
   Engine e(std::move(model));
   for (const auto& cond : e.model_.conditions) {
@@ -802,6 +1072,8 @@ Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& re
 
   Evaluator ev(model_, overlay, request.explain, &conditions_->programs, &conditions_->errors, request.context);
   ev.set_reach(&conditions_->reach);
+  const auto syms = Syms(tuples);
+  ev.set_syms(syms.get(), data.next_sym);
   boost::unordered_flat_set<uint64_t> read_pairs;
   if (reads != nullptr) ev.set_reads(&read_pairs);
   const Sym o = overlay.Intern(tk.object), r = overlay.Intern(tk.relation), u = overlay.Intern(tk.user);
@@ -883,13 +1155,18 @@ Result<std::vector<std::string>> Engine::ListObjects(const TupleSet& tuples, std
   const Sym rel = overlay.Intern(relation);
   Evaluator ev(model_, overlay, false, &conditions_->programs, &conditions_->errors, context);  // one memo for all
   ev.set_reach(&conditions_->reach);
+  const auto syms = Syms(tuples);
+  ev.set_syms(syms.get(), internal::TupleSetAccess::Data(tuples).next_sym);
   // Each candidate's answer does not depend on the order (the memo keeps
   // only path-independent results), so any order gives the same objects; on
   // errors, the one of the first candidate in text order is returned, as a
   // sorted walk would.
   std::vector<std::string_view> allowed;
   std::optional<std::pair<std::string_view, Status>> error;
-  for (Sym object : candidates) {
+  constexpr size_t kAhead = 8;  // candidates whose lists are fetched ahead
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    if (i + kAhead < candidates.size()) ev.Prefetch(candidates[i + kAhead], type_sym, rel);
+    const Sym object = candidates[i];
     if (ev.ProvenShallow(object, rel, user_sym)) {
       allowed.push_back(view.Text(object));
       continue;
@@ -938,6 +1215,9 @@ Result<std::vector<std::string>> Engine::ListUsers(const TupleSet& tuples, std::
   Evaluator with_wildcards(model_, overlay, false, &conditions_->programs, &conditions_->errors, context);
   Evaluator without_wildcards(model_, overlay, false, &conditions_->programs, &conditions_->errors, context);
   without_wildcards.set_ignore_wildcards(true);
+  const auto syms = Syms(tuples);
+  with_wildcards.set_syms(syms.get(), internal::TupleSetAccess::Data(tuples).next_sym);
+  without_wildcards.set_syms(syms.get(), internal::TupleSetAccess::Data(tuples).next_sym);
   with_wildcards.set_strict_conditions(true);
   without_wildcards.set_strict_conditions(true);
   auto check = [&](Sym user, bool ignore_wildcards) -> Result<bool> {

@@ -109,6 +109,13 @@ class OrTable {
       if (s.key == 0) return nullptr;
     }
   }
+  // Starts loading the slot a Find(key) would look at first.
+  void Prefetch(uint64_t key) const {
+    if (count_ == 0) return;
+    const char* p = reinterpret_cast<const char*>(&slots_[Hash(key) & mask_]);
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + sizeof(Slot) - 1);
+  }
   template <typename F>
   void ForEach(F&& f) const {
     for (const Slot& s : slots_) {
@@ -266,6 +273,12 @@ class View {
     }
   }
   const Tuple* FindKey(Sym o, Sym r, Sym u) const;
+  // Starts loading the (object, relation) entries of every segment (a hint:
+  // lists about to be read are fetched from memory in parallel).
+  void Prefetch(Sym o, Sym r) const {
+    const uint64_t key = Pair(o, r);
+    for (const Segment* s : segs_) s->by_or.Prefetch(key);
+  }
   // Whether some tuple (of any version of the segments, so possibly a
   // deleted one) has this user, an object of this type and this relation.
   // The live tuples with this user, an object of this type and this relation.

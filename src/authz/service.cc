@@ -378,31 +378,32 @@ Result<Page<ModelInfo>> Service::ListModels(const std::string& tenant, const std
   return page;
 }
 
+namespace {
+
+// The model a request names ("" = the latest), or OpenFGA's error.
+Result<const ModelInfo*> ModelOf(const StoreState& st, const std::string& model_id) {
+  const ModelInfo* m = st.FindModel(model_id);
+  if (m != nullptr) return m;
+  if (model_id.empty()) {
+    return InvalidArgument("latest_authorization_model_not_found: the store has no authorization model");
+  }
+  return InvalidArgument(
+      fmt::format("authorization_model_not_found: authorization model '{}' not found", model_id.substr(0, 64)));
+}
+
+}  // namespace
+
 Result<ModelInfo> Service::GetModel(const std::string& tenant, const std::string& store_id,
                                     const std::string& model_id) const {
   ASSIGN_OR_RETURN(auto st, impl_->Find(tenant, store_id));
-  const ModelInfo* m = st->FindModel(model_id);
-  if (!m) {
-    if (model_id.empty()) {
-      return InvalidArgument("latest_authorization_model_not_found: the store has no authorization model");
-    }
-    return InvalidArgument(
-        fmt::format("authorization_model_not_found: authorization model '{}' not found", model_id.substr(0, 64)));
-  }
+  ASSIGN_OR_RETURN(const ModelInfo* m, ModelOf(*st, model_id));
   return *m;
 }
 
 Result<StoreView> Service::View(const std::string& tenant, const std::string& store_id,
                                 const std::string& model_id) const {
   ASSIGN_OR_RETURN(auto st, impl_->Find(tenant, store_id));
-  const ModelInfo* m = st->FindModel(model_id);
-  if (!m) {
-    if (model_id.empty()) {
-      return InvalidArgument("latest_authorization_model_not_found: the store has no authorization model");
-    }
-    return InvalidArgument(
-        fmt::format("authorization_model_not_found: authorization model '{}' not found", model_id.substr(0, 64)));
-  }
+  ASSIGN_OR_RETURN(const ModelInfo* m, ModelOf(*st, model_id));
   return StoreView{m->id, m->engine, st->tuples};
 }
 
@@ -426,14 +427,7 @@ Result<StoreInfo> Service::FindStoreByName(const std::string& tenant, const std:
 Result<CheckOutcome> Service::Check(const std::string& tenant, const std::string& store_id,
                                     const std::string& model_id, const CheckRequest& request) const {
   ASSIGN_OR_RETURN(auto st, impl_->Find(tenant, store_id));
-  const ModelInfo* m = st->FindModel(model_id);
-  if (!m) {
-    if (model_id.empty()) {
-      return InvalidArgument("latest_authorization_model_not_found: the store has no authorization model");
-    }
-    return InvalidArgument(
-        fmt::format("authorization_model_not_found: authorization model '{}' not found", model_id.substr(0, 64)));
-  }
+  ASSIGN_OR_RETURN(const ModelInfo* m, ModelOf(*st, model_id));
   CheckOutcome out;
   ASSIGN_OR_RETURN(out.result, st->cache->Check(*m->engine, m->id, st->tuples, request, &out.cached));
   out.model_id = m->id;
@@ -448,14 +442,7 @@ Status Service::Write(const std::string& tenant, const std::string& store_id, co
   }
   std::lock_guard lock(impl_->write_mu);
   ASSIGN_OR_RETURN(auto cur, impl_->Find(tenant, store_id));
-  const ModelInfo* m = cur->FindModel(model_id);
-  if (!m) {
-    if (model_id.empty()) {
-      return InvalidArgument("latest_authorization_model_not_found: the store has no authorization model");
-    }
-    return InvalidArgument(
-        fmt::format("authorization_model_not_found: authorization model '{}' not found", model_id.substr(0, 64)));
-  }
+  ASSIGN_OR_RETURN(const ModelInfo* m, ModelOf(*cur, model_id));
   auto st = std::make_shared<StoreState>(*cur);
   const int64_t now = NowMs();
   RETURN_IF_ERROR(st->tuples.Write(m->engine->model(), writes, deletes, now));
