@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include "config/config.h"
 #include "crypto/crypto.h"
 #include "gateway/gateway.h"
+#include "guard/guard.h"
 #include "authz/authz.h"
 #include "identity/identity.h"
 #include "store/store.h"
@@ -29,6 +31,20 @@ constexpr const char* kCommit = AIGIS_GIT_COMMIT;
 
 void PrintErrors(const std::vector<std::string>& errors) {
   for (const auto& e : errors) fmt::print(stderr, "{}\n", e);
+}
+
+// The guard rules a config asks for: the built-in packs and/or its own
+// (relative to the config file). Errors are "file:line: rule id: reason".
+guard::LoadResult LoadGuardRules(const config::Config& cfg) {
+  std::vector<std::string> paths;
+  for (const auto& p : cfg.guard.rules) {
+    std::filesystem::path fp(p);
+    if (fp.is_relative() && !cfg.source.empty()) fp = std::filesystem::path(cfg.source).parent_path() / fp;
+    paths.push_back(fp.string());
+  }
+  guard::LoadOptions opts;
+  opts.builtin = cfg.guard.builtin_rules;
+  return guard::LoadRules(paths, opts);
 }
 
 // The authorization model text: authz.model_file (relative to the config
@@ -89,6 +105,12 @@ int CheckConfig(const std::string& path) {
   if (auto k = identity::DecodeMasterKey(r.config->identity.master_key.Reveal()); !k.ok()) {
     fmt::print(stderr, "{}:0: {}\n", path, k.status().message());
     return 1;
+  }
+  if (r.config->guard.enabled) {
+    if (auto g = LoadGuardRules(*r.config); !g.rules) {
+      for (const auto& e : g.errors) fmt::print(stderr, "{}\n", e);
+      return 1;
+    }
   }
   if (auto errors = AuthzConfigErrors(*r.config); !errors.empty()) {
     for (const auto& e : errors) fmt::print(stderr, "{}\n", e);
@@ -261,6 +283,15 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
   opts.commit = kCommit;
   opts.identity = id;
   opts.authz = authz_service;
+  if (cfg.guard.enabled) {
+    auto rules = LoadGuardRules(cfg);
+    if (!rules.rules) {
+      for (const auto& e : rules.errors) spdlog::error("guard: {}", e);
+      return 2;
+    }
+    spdlog::info("guard: {} rules loaded", rules.rules->rules().size());
+    opts.guard_rules = rules.rules;
+  }
   auto g = gateway::Gateway::Create(cfg, opts);
   if (!g.ok()) {
     spdlog::error("{}", g.status().message());
@@ -299,7 +330,19 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
       gw.NoteReloadFailure();
       return;
     }
+    std::shared_ptr<const guard::RuleSet> guard_rules;
+    if (r.config->guard.enabled) {
+      auto loaded = LoadGuardRules(*r.config);
+      if (!loaded.rules) {
+        spdlog::error("config reload ({}) rejected; still serving the previous config and rules:", why);
+        for (const auto& e : loaded.errors) spdlog::error("  guard: {}", e);
+        gw.NoteReloadFailure();
+        return;
+      }
+      guard_rules = loaded.rules;
+    }
     Status st = gw.Reload(*r.config);
+    if (guard_rules && st.ok()) gw.SetGuardRules(guard_rules);
     if (!st.ok()) {
       spdlog::error("config reload ({}) rejected; still serving the previous config: {}", why, st.message());
       return;
@@ -339,6 +382,47 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
   }
 }
 
+struct GuardEvalArgs {
+  std::string file;
+  std::vector<std::string> rules;  // packs; empty = the built-in ones
+  std::string where = "request";
+  bool per_item = false;
+  double block_threshold = 0.70, alert_threshold = 0.30;
+};
+
+// `aigis guard eval`: scores a labelled data set with the rule packs.
+int GuardEval(const GuardEvalArgs& a) {
+  auto rules = a.rules.empty() ? guard::LoadBuiltinRules() : guard::LoadRules(a.rules);  // NOLINT
+  if (!rules.rules) {
+    for (const auto& e : rules.errors) fmt::print(stderr, "{}\n", e);
+    return 1;
+  }
+  std::optional<guard::Where> where;
+  for (int w = 0; w < guard::kWhereCount; ++w) {
+    if (guard::WhereName(static_cast<guard::Where>(w)) == a.where) where = static_cast<guard::Where>(w);
+  }
+  if (!where) {
+    fmt::print(stderr, "--where must be request, response, tool_args, tool_result or tool_description\n");
+    return 1;
+  }
+  auto data = guard::ReadLabelled(a.file);
+  if (!data.ok()) {
+    fmt::print(stderr, "{}\n", data.status().message());
+    return 1;
+  }
+  guard::Policy policy;
+  policy.block_threshold = a.block_threshold;
+  policy.alert_threshold = a.alert_threshold;
+  guard::EvalReport report = guard::Evaluate(*rules.rules, *data, policy, *where);
+  if (a.per_item) {
+    for (const auto& item : report.items) fmt::print("{}\n", guard::FormatItem(item));
+  } else {
+    fmt::print("{}: {} items, {} rules, {} text\n\n{}", a.file, data->size(), rules.rules->rules().size(), a.where,
+               guard::FormatTable(report));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -351,9 +435,20 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "validate a config file; prints file:line: message per error");
   check->add_option("file", check_path, "config file")->required();
   auto* version = app.add_subcommand("version", "print the version");
+  auto* guard_cmd = app.add_subcommand("guard", "guardrail tools");
+  GuardEvalArgs eval_args;
+  auto* eval = guard_cmd->add_subcommand("eval", "score a labelled data set (JSON lines or CSV: text, label[, category])");
+  eval->add_option("file", eval_args.file, "data set (.jsonl or .csv)")->required();
+  eval->add_option("--rules", eval_args.rules, "rule pack files or directories (default: the built-in packs)");
+  eval->add_option("--where", eval_args.where, "request | response | tool_args | tool_result | tool_description");
+  eval->add_flag("--per-item", eval_args.per_item, "one JSON line per input instead of the table");
+  eval->add_option("--block-threshold", eval_args.block_threshold, "risk score that blocks (0.70)");
+  eval->add_option("--alert-threshold", eval_args.alert_threshold, "risk score that alerts (0.30)");
+  guard_cmd->require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
   if (*serve) return Serve(config_path, ports_file);
   if (*check) return CheckConfig(check_path);
+  if (*eval) return GuardEval(eval_args);
   if (*version) {
     fmt::print("aigis {} ({})\n", kVersion, kCommit);
     return 0;

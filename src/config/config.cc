@@ -525,6 +525,31 @@ void ParseAuthz(Reader& r, const YAML::Node& n, AuthzConfig& a) {
   }
 }
 
+void ParseGuard(Reader& r, const YAML::Node& n, GuardConfig& g) {
+  if (!r.Map(n, "guard", {"enabled", "mode", "builtin_rules", "rules", "block_threshold", "alert_threshold"})) return;
+  r.Bool(n, "enabled", g.enabled, "guard");
+  r.Str(n, "mode", g.mode, "guard");
+  if (g.mode != "enforce" && g.mode != "monitor" && g.mode != "off") {
+    r.Error(n["mode"], "guard.mode must be enforce, monitor or off");
+  }
+  r.Bool(n, "builtin_rules", g.builtin_rules, "guard");
+  if (auto l = n["rules"]) g.rules = r.StringList(l, "guard.rules");
+  for (auto [key, out] : {std::pair{"block_threshold", &g.block_threshold}, std::pair{"alert_threshold", &g.alert_threshold}}) {
+    auto v = n[key];
+    if (!v) continue;
+    double d = -1;
+    const std::string& s = v.IsScalar() ? v.Scalar() : std::string();
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || d < 0 || d > 1) {
+      r.Error(v, fmt::format("guard.{} must be a number between 0 and 1", key));
+    } else {
+      *out = d;
+    }
+  }
+  if (g.alert_threshold > g.block_threshold) r.Error(n, "guard.alert_threshold must not be above guard.block_threshold");
+  if (!g.builtin_rules && g.rules.empty() && g.enabled) r.Error(n, "guard is enabled without rules: keep builtin_rules or list packs in guard.rules");
+}
+
 LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
   Config cfg;
   cfg.source = source;
@@ -532,7 +557,7 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
   if (root.IsNull()) {
     // An empty file means "all defaults".
   } else if (r.Map(root, "the top level", {"listeners", "server", "data_dir", "log", "reload", "upstreams",
-                                           "model_aliases", "routes", "identity", "authz"})) {
+                                           "model_aliases", "routes", "identity", "authz", "guard"})) {
     if (auto l = root["listeners"]) {
       if (r.Map(l, "listeners", {"proxy", "admin"})) {
         if (auto p = l["proxy"]) ParseListener(r, p, cfg.proxy, "listeners.proxy");
@@ -576,6 +601,7 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
     }
     if (auto id = root["identity"]) ParseIdentity(r, id, cfg.identity);
     if (auto az = root["authz"]) ParseAuthz(r, az, cfg.authz);
+    if (auto g = root["guard"]) ParseGuard(r, g, cfg.guard);
     if (auto rt = root["routes"]) {
       declared_routes = true;
       if (!rt.IsSequence()) r.Error(rt, "routes must be a list");

@@ -184,6 +184,16 @@ struct AuthzConfig {
   std::map<std::string, std::vector<AuthzCheckConfig>> checks;
 };
 
+struct GuardConfig {
+  bool enabled = false;          // screen requests with the rule packs
+  std::string mode = "enforce";  // enforce | monitor (log only) | off
+  bool builtin_rules = true;     // the packs shipped in rules/guard (compiled in)
+  std::vector<std::string> rules;  // more pack files or directories (relative to the config file)
+  double block_threshold = 0.70;   // risk score that blocks
+  double alert_threshold = 0.30;   // risk score that alerts
+  bool operator==(const GuardConfig&) const = default;
+};
+
 // The template variables an authz check may use.
 const std::vector<std::string>& AuthzTemplateVariables();
 
@@ -200,6 +210,7 @@ struct Config {
   std::vector<RouteConfig> routes;                 // default: "*" -> echo
   IdentityConfig identity;
   AuthzConfig authz;
+  GuardConfig guard;
 
   const UpstreamConfig* FindUpstream(std::string_view name) const;
 };

@@ -190,6 +190,22 @@ TEST(Config, AuthzErrorsNameTheLine) {
                                     HasSubstr("a.yaml:10: authz.checks.llm.object: unterminated '{'")));
 }
 
+TEST(Config, GuardSection) {
+  auto d = LoadString("", "a.yaml");
+  ASSERT_TRUE(d.errors.empty());
+  EXPECT_FALSE(d.config->guard.enabled);
+  EXPECT_EQ(d.config->guard.mode, "enforce");
+  auto g = LoadString("guard:\n  enabled: true\n  mode: monitor\n  rules: [extra.yaml]\n  block_threshold: 0.8\n", "a.yaml");
+  ASSERT_TRUE(g.errors.empty()) << g.errors[0];
+  EXPECT_EQ(g.config->guard.mode, "monitor");
+  EXPECT_EQ(g.config->guard.rules, std::vector<std::string>{"extra.yaml"});
+  EXPECT_DOUBLE_EQ(g.config->guard.block_threshold, 0.8);
+  auto bad = LoadString("guard:\n  enabled: true\n  mode: loud\n  block_threshold: 2\n  builtin_rules: false\n", "a.yaml");
+  EXPECT_THAT(bad.errors, ElementsAre(HasSubstr("a.yaml:3: guard.mode must be enforce, monitor or off"),
+                                      HasSubstr("a.yaml:4: guard.block_threshold must be a number between 0 and 1"),
+                                      HasSubstr("guard is enabled without rules")));
+}
+
 TEST(Config, HostileYamlDoesNotCrash) {
   std::vector<std::string> inputs = {
       "[", "{", "a: &a [*a]", "!!binary zzz", "- - - - - -", ":", "a: b: c", "listeners: [1,2]",

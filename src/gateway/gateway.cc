@@ -6,6 +6,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <openssl/rand.h>
 
+#include <cmath>
 #include <future>
 #include <spdlog/async.h>
 #include <spdlog/async_logger.h>
@@ -14,6 +15,7 @@
 
 #include "gateway/authorize.h"
 #include "gateway/llm.h"
+#include "gateway/screen.h"
 #include "gateway/metrics.h"
 #include "net/net.h"
 
@@ -414,6 +416,7 @@ struct Gateway::Impl {
 
   std::array<std::vector<std::shared_ptr<Stage>>, 4> stages;  // by Phase
   std::shared_ptr<AuthorizeStage> authorize;                  // also in stages, when authz is set
+  std::shared_ptr<ScreenRequestStage> screen;                 // also in stages
   std::vector<std::shared_ptr<ResponseStage>> response_stages;
   std::array<std::vector<Mount>, 2> mounts;  // by Listener
   // Handlers that block (store writes) run here, never on an I/O thread.
@@ -855,6 +858,12 @@ void Gateway::Impl::Record(const Exchange& ex, int worker) {
     if (!last.error.empty()) why = last.error;
     e.Set("authz_explanation", why);
   }
+  if (ex.guard.screened) {
+    e.Set("guard", ex.guard.outcome).Set("guard_score", std::round(ex.guard.score * 1000) / 1000);
+    std::string ids;
+    for (const auto& r : ex.guard.rules) ids += (ids.empty() ? "" : ",") + r;
+    if (!ids.empty()) e.Set("guard_rules", ids);
+  }
   if (ex.client_gone) e.Set("client_gone", true);
   e.Set("duration_us", static_cast<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
   events->Emit(e);
@@ -934,6 +943,10 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(const config::Config& cfg, Gate
     g->impl_->authorize = MakeAuthorizeStage(az);
     g->impl_->stages[static_cast<size_t>(Phase::kAuthorize)].push_back(g->impl_->authorize);
   }
+  // Always present: it does nothing while guard is disabled, and fails
+  // closed if guard is enabled without rules.
+  g->impl_->screen = MakeScreenRequestStage(g->impl_->options.guard_rules);
+  g->impl_->stages[static_cast<size_t>(Phase::kScreenRequest)].push_back(g->impl_->screen);
   if (g->impl_->options.events) {
     g->impl_->events = g->impl_->options.events;
   } else if (cfg.log.access_log == "off") {
@@ -946,6 +959,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(const config::Config& cfg, Gate
   }
   return g;
 }
+
+void Gateway::SetGuardRules(std::shared_ptr<const guard::RuleSet> rules) { impl_->screen->SetRules(std::move(rules)); }
 
 void Gateway::AddStage(Phase phase, std::shared_ptr<Stage> stage) {
   impl_->stages[static_cast<size_t>(phase)].push_back(std::move(stage));

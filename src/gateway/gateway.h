@@ -30,6 +30,9 @@
 namespace aigis::authz {
 class Service;
 }
+namespace aigis::guard {
+class RuleSet;
+}
 
 namespace aigis::gateway {
 
@@ -86,6 +89,14 @@ struct AuthzRecord {
   std::string error;  // why it could not be answered (then it denies)
 };
 
+// What the request screen found (guard rules), without the matched text.
+struct GuardRecord {
+  bool screened = false;
+  double score = 0;
+  std::string outcome;             // pass | alert | block | monitor (would have blocked)
+  std::vector<std::string> rules;  // ids of the rules that matched
+};
+
 struct Exchange {
   // Set by the gateway before any stage runs.
   std::string request_id;
@@ -118,6 +129,7 @@ struct Exchange {
   Usage usage;
   std::vector<StageRecord> decisions;
   std::vector<AuthzRecord> authz;  // every check of the authorize stage
+  GuardRecord guard;               // the request screen
   std::chrono::microseconds upstream_latency{0};
 };
 
@@ -176,6 +188,10 @@ struct GatewayOptions {
   // When set: the authorize stage runs after authenticate, with the checks
   // of the config's `authz` section (when authz.enabled).
   std::shared_ptr<authz::Service> authz;
+  // The request screen's rules (config `guard`; it screens only when
+  // guard.enabled, and refuses requests if enabled without rules);
+  // Gateway::SetGuardRules swaps them on reload.
+  std::shared_ptr<const guard::RuleSet> guard_rules;
 };
 
 class Gateway {
@@ -200,6 +216,8 @@ class Gateway {
   // Swaps in a new config if it compiles; the old one keeps serving otherwise.
   // Listener addresses and thread count need a restart (reported, not applied).
   Status Reload(const config::Config& next);
+  // Swaps in new guard rules (a reload that compiled them).
+  void SetGuardRules(std::shared_ptr<const guard::RuleSet> rules);
   // Counts a reload whose file did not even parse (the caller logged why).
   void NoteReloadFailure();
   // Graceful stop: refuse new connections, let in-flight exchanges finish

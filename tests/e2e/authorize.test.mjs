@@ -14,8 +14,8 @@ import { CredentialsMethod, OpenFgaClient } from '@openfga/sdk';
 import * as oauth from 'oauth4webapi';
 
 import {
-  E2E_AGENT, IDP_AUDIENCE, anthropicClient, assertAnthropicError, assertOpenAIError, baseConfig, expectThrow,
-  openaiClient, rawPost, runAigisExpectingExit, startAigis, startFakeIdp, waitFor,
+  E2E_AGENT, anthropicClient, assertAnthropicError, assertOpenAIError, baseConfig, expectThrow,
+  openaiClient, rawPost, runAigisExpectingExit, startAigis, startFakeIdp, trustFakeIdp, waitFor,
 } from './lib.mjs';
 
 const HTTP = { [oauth.allowInsecureRequests]: true };
@@ -62,14 +62,7 @@ authz:
   enabled: true
   seed_tuples:
     - llm_model:model-a#can_use@agent:${E2E_AGENT}
-`, { identity: `
-trusted_issuers:
-  - name: fake-idp
-    issuer: ${idp.issuer}
-    jwks_url: ${idp.jwksUrl}
-    audiences: [${IDP_AUDIENCE}]
-    algorithms: [ES256]
-` });
+`, { identity: trustFakeIdp(idp) });
     });
     const stores = await fga(gw).listStores();
     const store = stores.stores.find((s) => s.name === 'aigis');

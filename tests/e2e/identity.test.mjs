@@ -20,7 +20,7 @@ import * as oauth from 'oauth4webapi';
 import {
   Anthropic, CLIENT_KEY, E2E_AGENT, OpenAI, UPSTREAM_OPENAI_KEY, anthropicClient, assertAnthropicError,
   assertOpenAIError, baseConfig, expectThrow, openaiClient, openaiCompletion, rawPost, runAigisExpectingExit,
-  sleep, startAigis, startFakeIdp, startFakeUpstream, IDP_AUDIENCE,
+  sleep, startAigis, startFakeIdp, startFakeUpstream, trustFakeIdp, IDP_AUDIENCE,
 } from './lib.mjs';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -170,15 +170,7 @@ routes:
   - name: default
     models: ["*"]
     upstreams: [echo]
-`, { identity: `
-trusted_issuers:
-  - name: fake-idp
-    issuer: ${idp.issuer}
-    jwks_url: ${idp.jwksUrl}
-    audiences: [${IDP_AUDIENCE}]
-    algorithms: [ES256]
-    clock_skew: 5s
-` }));
+`, { identity: trustFakeIdp(idp, '    clock_skew: 5s') }));
     as = await discover(gw);
     jwksUri = new URL(as.jwks_uri);
     agentA = await newAgent(gw, { id: 'agent-a', name: 'Agent A', owner: 'e2e', scopes: ['llm:chat', 'llm:embed', 'tools:read'] });

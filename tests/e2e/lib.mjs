@@ -693,6 +693,19 @@ export const IDP_AUDIENCE = 'aigis-e2e';
 
 // An external identity provider: a JWKS on 127.0.0.1 and an ES256 key the
 // test signs user tokens with. `other` is a key it does not publish.
+// The identity: lines (for baseConfig's `identity` option) that make aigis
+// trust the fake IdP; `more` is appended under the issuer entry.
+export function trustFakeIdp(idp, more = '') {
+  return `
+trusted_issuers:
+  - name: fake-idp
+    issuer: ${idp.issuer}
+    jwks_url: ${idp.jwksUrl}
+    audiences: [${IDP_AUDIENCE}]
+    algorithms: [ES256]
+${more}`;
+}
+
 export async function startFakeIdp() {
   const { publicKey, privateKey } = await jose.generateKeyPair('ES256');
   const other = await jose.generateKeyPair('ES256');

@@ -1,0 +1,129 @@
+// Verdicts from findings, and the per-exchange masking vault.
+#include <algorithm>
+#include <fmt/format.h>
+#include <set>
+
+#include "crypto/crypto.h"
+#include "guard/internal.h"
+
+namespace aigis::guard {
+
+Verdict Judge(std::vector<Finding> findings, const Policy& policy) {
+  Verdict v;
+  v.findings = std::move(findings);
+  if (policy.mode == Policy::Mode::kOff) return v;
+  std::set<const Rule*> counted;
+  double keep = 1.0;
+  bool block_rule = false;
+  for (const auto& f : v.findings) {
+    if (!counted.insert(f.rule).second) continue;
+    keep *= 1.0 - std::clamp(f.rule->score, 0.0, 1.0);
+    if (f.rule->action == Action::kBlock) block_rule = true;
+    // The deciding rule: block rules first, then the highest score.
+    if (v.top == nullptr || (f.rule->action == Action::kBlock && v.top->action != Action::kBlock) ||
+        (f.rule->action == v.top->action && f.rule->score > v.top->score) ||
+        (v.top->action != Action::kBlock && f.rule->action != Action::kBlock && f.rule->score > v.top->score)) {
+      v.top = f.rule;
+    }
+  }
+  v.score = 1.0 - keep;
+  bool over = block_rule || v.score >= policy.block_threshold;
+  v.block = over && policy.mode == Policy::Mode::kEnforce;
+  v.alert = over || v.score >= policy.alert_threshold ||
+            std::any_of(v.findings.begin(), v.findings.end(), [](const Finding& f) { return f.rule->action == Action::kAlert; });
+  return v;
+}
+
+std::string MaskingVault::Mask(std::string_view text, const std::vector<Finding>& findings) {
+  std::vector<const Finding*> masks;
+  for (const auto& f : findings) {
+    if (f.rule->action == Action::kMask && f.end <= text.size() && f.begin < f.end) masks.push_back(&f);
+  }
+  std::sort(masks.begin(), masks.end(), [](const Finding* a, const Finding* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end > b->end;
+  });
+  std::string out;
+  out.reserve(text.size());
+  size_t at = 0;
+  for (const Finding* f : masks) {
+    if (f->begin < at) continue;  // overlaps a span already masked
+    out.append(text.substr(at, f->begin - at));
+    std::string value(text.substr(f->begin, f->end - f->begin));
+    std::string placeholder;
+    for (const auto& [p, v] : values_) {
+      if (v == value) placeholder = p;
+    }
+    if (placeholder.empty()) {
+      int n = 0;
+      for (auto& [label, last] : counters_) {
+        if (label == f->rule->mask_as) n = ++last;
+      }
+      if (n == 0) {
+        counters_.emplace_back(f->rule->mask_as, 1);
+        n = 1;
+      }
+      placeholder = fmt::format("[{}_{}]", f->rule->mask_as, n);
+      values_.emplace_back(placeholder, std::move(value));
+    }
+    out.append(placeholder);
+    at = f->end;
+  }
+  out.append(text.substr(at));
+  return out;
+}
+
+std::string MaskingVault::Unmask(std::string_view text) const {
+  if (values_.empty()) return std::string(text);
+  std::string out;
+  out.reserve(text.size());
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t open = text.find('[', at);
+    if (open == std::string_view::npos) break;
+    size_t close = text.find(']', open);
+    if (close == std::string_view::npos) break;
+    std::string_view candidate = text.substr(open, close - open + 1);
+    const std::string* value = nullptr;
+    for (const auto& [p, v] : values_) {
+      if (p == candidate) value = &v;
+    }
+    out.append(text.substr(at, open - at));
+    if (value) {
+      out.append(*value);
+      at = close + 1;
+    } else {
+      out.push_back('[');
+      at = open + 1;
+    }
+  }
+  out.append(text.substr(std::min(at, text.size())));
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> MaskingVault::Digest() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [p, v] : values_) out.emplace_back(p, crypto::HexEncode(crypto::Sha256(v)).substr(0, 16));
+  return out;
+}
+
+std::string MaskingVault::StreamUnmasker::Feed(std::string_view chunk) {
+  pending_.append(chunk);
+  // Hold back a trailing '[' that could still become a placeholder: from
+  // the last '[' without a ']' after it, if short enough to be one.
+  size_t hold = pending_.size();
+  size_t open = pending_.rfind('[');
+  if (open != std::string::npos && pending_.find(']', open) == std::string::npos && pending_.size() - open <= 64) {
+    hold = open;
+  }
+  std::string ready = vault_.Unmask(std::string_view(pending_).substr(0, hold));
+  pending_.erase(0, hold);
+  return ready;
+}
+
+std::string MaskingVault::StreamUnmasker::Finish() {
+  std::string out = vault_.Unmask(pending_);
+  pending_.clear();
+  return out;
+}
+
+}  // namespace aigis::guard
