@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <fstream>
 #include <sstream>
@@ -423,6 +424,21 @@ int GuardEval(const GuardEvalArgs& a) {
   return 0;
 }
 
+// `aigis guard check`: loads packs, runs every rule's examples, and prints
+// the errors (file:line: rule id: reason) or the rule count per category.
+int GuardCheck(const std::vector<std::string>& paths) {
+  auto rules = guard::LoadRules(paths);
+  if (!rules.rules) {
+    for (const auto& e : rules.errors) fmt::print(stderr, "{}\n", e);
+    return 1;
+  }
+  std::map<std::string, int> per_category;
+  for (const auto& r : rules.rules->rules()) ++per_category[r.category];
+  fmt::print("{} rules, examples pass\n", rules.rules->rules().size());
+  for (const auto& [category, n] : per_category) fmt::print("  {:<26} {}\n", category, n);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -444,11 +460,15 @@ int main(int argc, char** argv) {
   eval->add_flag("--per-item", eval_args.per_item, "one JSON line per input instead of the table");
   eval->add_option("--block-threshold", eval_args.block_threshold, "risk score that blocks (0.70)");
   eval->add_option("--alert-threshold", eval_args.alert_threshold, "risk score that alerts (0.30)");
+  std::vector<std::string> check_packs;
+  auto* gcheck = guard_cmd->add_subcommand("check", "load rule packs and run every rule's examples");
+  gcheck->add_option("packs", check_packs, "rule pack files or directories")->required();
   guard_cmd->require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
   if (*serve) return Serve(config_path, ports_file);
   if (*check) return CheckConfig(check_path);
   if (*eval) return GuardEval(eval_args);
+  if (*gcheck) return GuardCheck(check_packs);
   if (*version) {
     fmt::print("aigis {} ({})\n", kVersion, kCommit);
     return 0;

@@ -525,29 +525,88 @@ void ParseAuthz(Reader& r, const YAML::Node& n, AuthzConfig& a) {
   }
 }
 
+// A number in [0, 1] at parent[key], if present.
+void Fraction(Reader& r, const YAML::Node& parent, const char* key, double& out, const std::string& what) {
+  auto v = parent[key];
+  if (!v) return;
+  double d = -1;
+  const std::string& s = v.IsScalar() ? v.Scalar() : std::string();
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || d < 0 || d > 1) {
+    r.Error(v, fmt::format("{}.{} must be a number between 0 and 1", what, key));
+  } else {
+    out = d;
+  }
+}
+
+void GuardMode(Reader& r, const YAML::Node& n, std::string& mode, const std::string& what) {
+  r.Str(n, "mode", mode, what);
+  if (mode != "enforce" && mode != "monitor" && mode != "off") {
+    r.Error(n["mode"], what + ".mode must be enforce, monitor or off");
+  }
+}
+
 void ParseGuard(Reader& r, const YAML::Node& n, GuardConfig& g) {
-  if (!r.Map(n, "guard", {"enabled", "mode", "builtin_rules", "rules", "block_threshold", "alert_threshold"})) return;
+  if (!r.Map(n, "guard", {"enabled", "mode", "builtin_rules", "rules", "block_threshold", "alert_threshold",
+                          "screen_responses", "policies", "classifier"})) {
+    return;
+  }
   r.Bool(n, "enabled", g.enabled, "guard");
-  r.Str(n, "mode", g.mode, "guard");
-  if (g.mode != "enforce" && g.mode != "monitor" && g.mode != "off") {
-    r.Error(n["mode"], "guard.mode must be enforce, monitor or off");
-  }
+  GuardMode(r, n, g.mode, "guard");
   r.Bool(n, "builtin_rules", g.builtin_rules, "guard");
+  r.Bool(n, "screen_responses", g.screen_responses, "guard");
   if (auto l = n["rules"]) g.rules = r.StringList(l, "guard.rules");
-  for (auto [key, out] : {std::pair{"block_threshold", &g.block_threshold}, std::pair{"alert_threshold", &g.alert_threshold}}) {
-    auto v = n[key];
-    if (!v) continue;
-    double d = -1;
-    const std::string& s = v.IsScalar() ? v.Scalar() : std::string();
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
-    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || d < 0 || d > 1) {
-      r.Error(v, fmt::format("guard.{} must be a number between 0 and 1", key));
-    } else {
-      *out = d;
-    }
-  }
+  Fraction(r, n, "block_threshold", g.block_threshold, "guard");
+  Fraction(r, n, "alert_threshold", g.alert_threshold, "guard");
   if (g.alert_threshold > g.block_threshold) r.Error(n, "guard.alert_threshold must not be above guard.block_threshold");
   if (!g.builtin_rules && g.rules.empty() && g.enabled) r.Error(n, "guard is enabled without rules: keep builtin_rules or list packs in guard.rules");
+  if (auto ps = n["policies"]) {
+    if (!ps.IsSequence()) {
+      r.Error(ps, "guard.policies must be a list");
+    } else {
+      for (const auto& item : ps) {
+        if (!r.Map(item, "guard.policies[]", {"name", "routes", "principals", "mode", "block_threshold",
+                                               "alert_threshold", "disabled_rules"})) {
+          continue;
+        }
+        GuardPolicyConfig p;
+        p.line = Reader::LineOf(item);
+        p.mode = g.mode;
+        p.block_threshold = g.block_threshold;
+        p.alert_threshold = g.alert_threshold;
+        r.Str(item, "name", p.name, "guard.policies[]");
+        if (p.name.empty()) p.name = fmt::format("policy-{}", g.policies.size() + 1);
+        std::string what = "guard.policies." + p.name;
+        if (auto l = item["routes"]) p.routes = r.StringList(l, what + ".routes");
+        if (auto l = item["principals"]) p.principals = r.StringList(l, what + ".principals");
+        if (auto l = item["disabled_rules"]) p.disabled_rules = r.StringList(l, what + ".disabled_rules");
+        GuardMode(r, item, p.mode, what);
+        Fraction(r, item, "block_threshold", p.block_threshold, what);
+        Fraction(r, item, "alert_threshold", p.alert_threshold, what);
+        if (p.alert_threshold > p.block_threshold) r.Error(item, what + ".alert_threshold must not be above its block_threshold");
+        for (const auto& q : g.policies) {
+          if (q.name == p.name) r.Error(item, fmt::format("{}: a policy of that name is declared at line {}", what, q.line));
+        }
+        g.policies.push_back(std::move(p));
+      }
+    }
+  }
+  if (auto c = n["classifier"]) {
+    auto& k = g.classifier;
+    if (r.Map(c, "guard.classifier", {"url", "kind", "model", "api_key", "timeout", "failure_mode"})) {
+      r.Str(c, "url", k.url, "guard.classifier");
+      r.Str(c, "kind", k.kind, "guard.classifier");
+      r.Str(c, "model", k.model, "guard.classifier");
+      r.SecretField(c, "api_key", k.api_key, "guard.classifier");
+      r.Duration(c, "timeout", k.timeout, "guard.classifier");
+      r.Str(c, "failure_mode", k.failure_mode, "guard.classifier");
+      if (k.url.empty()) r.Error(c, "guard.classifier.url is required (the guard model's endpoint)");
+      else if (!StartsWith(k.url, "http://") && !StartsWith(k.url, "https://")) r.Error(c["url"], "guard.classifier.url must be an http(s) URL");
+      if (k.kind != "moderation" && k.kind != "chat") r.Error(c["kind"], "guard.classifier.kind must be moderation or chat");
+      if (k.kind == "chat" && k.model.empty()) r.Error(c, "guard.classifier.model is required for kind chat");
+      if (k.failure_mode != "closed" && k.failure_mode != "open") r.Error(c["failure_mode"], "guard.classifier.failure_mode must be closed or open");
+    }
+  }
 }
 
 LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
@@ -614,6 +673,12 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
     cfg.routes = d.routes;
   } else if (!declared_routes) {
     r.ErrorAt(1, "upstreams are declared but no routes: add routes that send models to them");
+  }
+  for (const auto& p : cfg.guard.policies) {
+    for (const auto& name : p.routes) {
+      bool known = std::any_of(cfg.routes.begin(), cfg.routes.end(), [&](const RouteConfig& rc) { return rc.name == name; });
+      if (!known) r.ErrorAt(p.line, fmt::format("guard.policies.{}: unknown route '{}'", p.name, name));
+    }
   }
   if (cfg.identity.master_key.empty()) {
     if (const char* v = std::getenv("AIGIS_MASTER_KEY")) cfg.identity.master_key = Secret(v);

@@ -184,6 +184,31 @@ struct AuthzConfig {
   std::map<std::string, std::vector<AuthzCheckConfig>> checks;
 };
 
+// A guard policy for some routes and/or principals: the first policy that
+// matches an exchange replaces the guard-wide mode and thresholds.
+struct GuardPolicyConfig {
+  std::string name;
+  std::vector<std::string> routes;      // route names; empty = any route
+  std::vector<std::string> principals;  // globs on "kind:id" (agent:ci-*); empty = anyone
+  std::string mode = "enforce";
+  double block_threshold = 0.70;
+  double alert_threshold = 0.30;
+  std::vector<std::string> disabled_rules;  // rule ids or categories not applied
+  int line = 0;
+  bool operator==(const GuardPolicyConfig&) const = default;
+};
+
+// An external guard model (OpenAI-compatible), asked after the rules pass.
+struct GuardClassifierConfig {
+  std::string url;               // "" = none; .../v1/moderations or .../v1/chat/completions
+  std::string kind = "moderation";  // moderation (OpenAI moderations) | chat (Llama Guard: "safe" / "unsafe\nS1")
+  std::string model;             // sent as "model"
+  Secret api_key;                // sent as a bearer token
+  milliseconds timeout{2'000};
+  std::string failure_mode = "closed";  // closed: an error or timeout blocks (503) | open: it passes, recorded
+  bool operator==(const GuardClassifierConfig&) const = default;
+};
+
 struct GuardConfig {
   bool enabled = false;          // screen requests with the rule packs
   std::string mode = "enforce";  // enforce | monitor (log only) | off
@@ -191,6 +216,9 @@ struct GuardConfig {
   std::vector<std::string> rules;  // more pack files or directories (relative to the config file)
   double block_threshold = 0.70;   // risk score that blocks
   double alert_threshold = 0.30;   // risk score that alerts
+  bool screen_responses = true;    // scan (and mask) what upstreams answer, streamed too
+  std::vector<GuardPolicyConfig> policies;
+  GuardClassifierConfig classifier;
   bool operator==(const GuardConfig&) const = default;
 };
 

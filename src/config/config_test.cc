@@ -206,6 +206,42 @@ TEST(Config, GuardSection) {
                                       HasSubstr("guard is enabled without rules")));
 }
 
+TEST(Config, GuardPoliciesAndClassifier) {
+  auto g = LoadString(R"(upstreams: [{name: e, provider: echo}]
+routes: [{name: internal, upstreams: [e]}]
+guard:
+  enabled: true
+  block_threshold: 0.8
+  policies:
+    - name: bots
+      routes: [internal]
+      principals: ["agent:ci-*"]
+      mode: monitor
+      disabled_rules: [pii]
+  classifier: {url: "http://127.0.0.1:9/v1/moderations", timeout: 300ms, failure_mode: open}
+)", "a.yaml");
+  ASSERT_TRUE(g.errors.empty()) << g.errors[0];
+  ASSERT_EQ(g.config->guard.policies.size(), 1u);
+  const auto& p = g.config->guard.policies[0];
+  EXPECT_EQ(p.mode, "monitor");
+  EXPECT_DOUBLE_EQ(p.block_threshold, 0.8);  // inherited
+  EXPECT_EQ(p.disabled_rules, std::vector<std::string>{"pii"});
+  EXPECT_EQ(g.config->guard.classifier.timeout, std::chrono::milliseconds(300));
+  EXPECT_EQ(g.config->guard.classifier.kind, "moderation");
+  EXPECT_EQ(g.config->guard.classifier.failure_mode, "open");
+
+  auto bad = LoadString(R"(guard:
+  policies:
+    - {name: a, routes: [nope], mode: loud}
+  classifier: {url: "ftp://x", kind: chat, failure_mode: maybe}
+)", "b.yaml");
+  EXPECT_THAT(bad.errors, ElementsAre(HasSubstr("b.yaml:3: guard.policies.a.mode must be enforce, monitor or off"),
+                                      HasSubstr("b.yaml:4: guard.classifier.url must be an http(s) URL"),
+                                      HasSubstr("guard.classifier.model is required"),
+                                      HasSubstr("guard.classifier.failure_mode must be closed or open"),
+                                      HasSubstr("b.yaml:3: guard.policies.a: unknown route 'nope'")));
+}
+
 TEST(Config, HostileYamlDoesNotCrash) {
   std::vector<std::string> inputs = {
       "[", "{", "a: &a [*a]", "!!binary zzz", "- - - - - -", ":", "a: b: c", "listeners: [1,2]",

@@ -59,8 +59,14 @@ struct RouteRt {
   }
 };
 
+struct ClassifierRt {
+  net::Endpoint endpoint;
+  net::ClientOptions client;
+};
+
 struct Runtime {
   config::Config config;
+  std::optional<ClassifierRt> classifier;  // guard.classifier
   std::vector<UpstreamRt> upstreams;
   std::vector<RouteRt> routes;
   std::vector<std::string> strip_globs;  // identity.strip_headers, lower case
@@ -138,6 +144,14 @@ Result<std::shared_ptr<const Runtime>> Compile(const config::Config& cfg, const 
     rt->routes.push_back(std::move(rr));
   }
   for (const auto& g : rt->config.identity.strip_headers) rt->strip_globs.push_back(ToLowerAscii(g));
+  if (const auto& k = rt->config.guard.classifier; rt->config.guard.enabled && !k.url.empty()) {
+    auto ep = net::Endpoint::Parse(k.url);
+    if (!ep.ok()) return InvalidArgument(fmt::format("guard.classifier.url: {}", ep.status().message()));
+    ClassifierRt c;
+    c.endpoint = *ep;
+    c.client.connect_timeout = c.client.response_timeout = c.client.idle_timeout = k.timeout;
+    rt->classifier = std::move(c);
+  }
   rt->models_anonymous = !rt->routes.empty();
   for (const auto& r : rt->routes) rt->models_anonymous = rt->models_anonymous && r.cfg->anonymous;
   return std::shared_ptr<const Runtime>(std::move(rt));
@@ -397,6 +411,7 @@ struct Gateway::Impl {
     return true;
   }
   bool RunStages(Exchange& ex, const std::vector<std::shared_ptr<Stage>>& stages, Decision& deny);
+  Task<bool> AskClassifier(Exchange& ex, const Runtime& rt, int worker, Decision& deny);
 
   GatewayOptions options;
   SystemClock system_clock;
@@ -531,8 +546,7 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
       break;
     }
     llm::RequestInfo info;
-    std::string forward_body;
-    if (Status st = llm::ParseRequest(req.body, rt->config.model_aliases, ex, info, &forward_body); !st.ok()) {
+    if (Status st = llm::ParseRequest(req.body, rt->config.model_aliases, ex, info, &ex.forward_body); !st.ok()) {
       co_await SendError(ex, w, 400, "invalid_request", st.message());
       break;
     }
@@ -547,15 +561,47 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
     // authenticate -> authorize -> admit -> screen request
     bool ok = true;
     for (size_t p = 0; ok && p < stages.size(); ++p) ok = RunStages(ex, stages[p], deny);
+    if (ok && rt->classifier) ok = co_await AskClassifier(ex, *rt, req.worker, deny);
     if (!ok) {
       co_await SendDeny(ex, w, deny);
       break;
     }
-    co_await Forward(ex, info, *route, *rt, req, std::move(forward_body), w);
+    co_await Forward(ex, info, *route, *rt, req, std::move(ex.forward_body), w);
   } while (false);
 
   Record(ex, req.worker);
   metrics.inflight.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// The external guard classifier, after the rules passed: bounded by its
+// timeout; what an error means is JudgeClassifier's (failure_mode).
+Task<bool> Gateway::Impl::AskClassifier(Exchange& ex, const Runtime& rt, int worker, Decision& deny) {
+  auto body = ClassifierRequestBody(ex);
+  if (!body) co_return true;
+  const auto& k = rt.config.guard.classifier;
+  net::ClientRequest creq;
+  creq.method = "POST";
+  creq.target = rt.classifier->endpoint.base_path.empty() ? "/" : rt.classifier->endpoint.base_path;
+  creq.headers.Add("Content-Type", "application/json");
+  creq.headers.Add("Accept", "application/json");
+  if (!k.api_key.empty()) creq.headers.Add("Authorization", "Bearer " + k.api_key.Reveal());
+  creq.headers.Add("X-Request-Id", ex.request_id);
+  creq.body = std::move(*body);
+  Result<ClassifierAnswer> answer = Unavailable("no answer");
+  auto resp = co_await clients[static_cast<size_t>(worker)]->Send(rt.classifier->endpoint, rt.classifier->client,
+                                                                   std::move(creq));
+  if (!resp.ok()) {
+    answer = resp.status();
+  } else {
+    auto text = co_await (*resp)->ReadAll(1 << 20);
+    if (!text.ok()) answer = text.status();
+    else answer = ClassifierAnswer{(*resp)->status, std::move(text).value()};
+  }
+  Decision d = JudgeClassifier(ex, answer);
+  if (!d.denied()) co_return true;
+  ex.decisions.push_back({"guard_classifier", "deny", d.code, d.reason});
+  deny = std::move(d);
+  co_return false;
 }
 
 Task<void> Gateway::Impl::SendModels(Exchange& ex, const Runtime& rt, const net::Request& req,
@@ -858,11 +904,28 @@ void Gateway::Impl::Record(const Exchange& ex, int worker) {
     if (!last.error.empty()) why = last.error;
     e.Set("authz_explanation", why);
   }
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+    return out;
+  };
+  if (!ex.guard.policy.empty()) e.Set("guard_policy", ex.guard.policy);
   if (ex.guard.screened) {
     e.Set("guard", ex.guard.outcome).Set("guard_score", std::round(ex.guard.score * 1000) / 1000);
-    std::string ids;
-    for (const auto& r : ex.guard.rules) ids += (ids.empty() ? "" : ",") + r;
-    if (!ids.empty()) e.Set("guard_rules", ids);
+    if (!ex.guard.rules.empty()) e.Set("guard_rules", join(ex.guard.rules));
+    // Placeholders and hashes only: a masked value never reaches a log.
+    std::string masked;
+    for (const auto& [p, h] : ex.guard.masked) masked += (masked.empty() ? "" : ",") + p + "=" + h;
+    if (!masked.empty()) e.Set("guard_masked", masked);
+  }
+  if (!ex.guard.classifier.empty()) {
+    e.Set("guard_classifier", ex.guard.classifier);
+    if (!ex.guard.classifier_categories.empty()) e.Set("guard_classifier_categories", ex.guard.classifier_categories);
+  }
+  if (ex.guard.response_screened) {
+    e.Set("guard_response", ex.guard.response_outcome)
+        .Set("guard_response_score", std::round(ex.guard.response_score * 1000) / 1000);
+    if (!ex.guard.response_rules.empty()) e.Set("guard_response_rules", join(ex.guard.response_rules));
   }
   if (ex.client_gone) e.Set("client_gone", true);
   e.Set("duration_us", static_cast<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
@@ -947,6 +1010,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(const config::Config& cfg, Gate
   // closed if guard is enabled without rules.
   g->impl_->screen = MakeScreenRequestStage(g->impl_->options.guard_rules);
   g->impl_->stages[static_cast<size_t>(Phase::kScreenRequest)].push_back(g->impl_->screen);
+  g->impl_->response_stages.push_back(MakeScreenResponseStage());
   if (g->impl_->options.events) {
     g->impl_->events = g->impl_->options.events;
   } else if (cfg.log.access_log == "off") {

@@ -89,13 +89,26 @@ struct AuthzRecord {
   std::string error;  // why it could not be answered (then it denies)
 };
 
-// What the request screen found (guard rules), without the matched text.
+// What the guard screens found, without the matched text.
 struct GuardRecord {
   bool screened = false;
+  std::string policy;              // the guard policy that applied ("" = the guard-wide one)
   double score = 0;
-  std::string outcome;             // pass | alert | block | monitor (would have blocked)
+  std::string outcome;             // pass | alert | block | monitor (would have blocked or masked)
   std::vector<std::string> rules;  // ids of the rules that matched
+  // Masked values, as placeholder -> SHA-256 prefix: the values themselves
+  // are never recorded.
+  std::vector<std::pair<std::string, std::string>> masked;
+  std::string classifier;          // "" (not asked) | safe | unsafe | error
+  std::string classifier_categories;
+  // The response screen.
+  bool response_screened = false;
+  double response_score = 0;
+  std::string response_outcome;    // pass | alert | block | monitor
+  std::vector<std::string> response_rules;
 };
+
+struct ScreenState;  // the guard screens' per-exchange state (screen.cc)
 
 struct Exchange {
   // Set by the gateway before any stage runs.
@@ -112,6 +125,7 @@ struct Exchange {
   std::string upstream_model;     // after model_aliases
   bool stream = false;
   std::vector<Message> messages;  // protocol-neutral view of the prompt
+  std::string forward_body;       // what goes upstream: the parsed body re-serialized (masking rewrites it)
   WallTime time{};
   MonoTime start{};
   const config::Config* config = nullptr;  // the snapshot this exchange runs under
@@ -129,7 +143,8 @@ struct Exchange {
   Usage usage;
   std::vector<StageRecord> decisions;
   std::vector<AuthzRecord> authz;  // every check of the authorize stage
-  GuardRecord guard;               // the request screen
+  GuardRecord guard;               // the request and response screens
+  std::shared_ptr<ScreenState> screen;
   std::chrono::microseconds upstream_latency{0};
 };
 

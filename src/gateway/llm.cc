@@ -268,6 +268,182 @@ void UsageFromEvent(Protocol p, std::string_view event, std::string_view data, U
   }
 }
 
+namespace {
+
+// Calls fn on a string value in place; true if it changed.
+bool Visit(json::value& v, std::string_view role, const TextRewriter& fn) {
+  if (!v.is_string()) return false;
+  std::string text(v.get_string());
+  if (!fn(text, role)) return false;
+  v = text;
+  return true;
+}
+
+// A content value: a string, or a list of parts whose text is in "text"
+// (text / input_text / output_text parts) or, for Anthropic tool results,
+// in a nested "content" (read as the tool's).
+bool VisitContent(json::value& content, std::string_view role, const TextRewriter& fn) {
+  if (content.is_string()) return Visit(content, role, fn);
+  bool changed = false;
+  if (auto* arr = content.if_array()) {
+    for (auto& part : *arr) {
+      if (part.is_string()) {
+        changed |= Visit(part, role, fn);
+        continue;
+      }
+      auto* po = part.if_object();
+      if (!po) continue;
+      if (auto* t = po->if_contains("text")) changed |= Visit(*t, role, fn);
+      const auto* type = po->if_contains("type");
+      if (type && type->is_string() && type->get_string() == "tool_result") {
+        if (auto* c = po->if_contains("content")) changed |= VisitContent(*c, "tool", fn);
+      }
+    }
+  }
+  return changed;
+}
+
+std::string RoleOf(const json::object& o, std::string_view fallback) {
+  const auto* role = o.if_contains("role");
+  return role && role->is_string() ? std::string(role->get_string()) : std::string(fallback);
+}
+
+std::optional<json::value> ParseDoc(std::string_view text) {
+  std::error_code ec;
+  json::parse_options opts;
+  opts.max_depth = 64;
+  json::value v = json::parse(json::string_view(text.data(), text.size()), ec, {}, opts);
+  if (ec) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::optional<bool> RewriteRequestText(Endpoint e, std::string* body, const TextRewriter& fn) {
+  auto doc = ParseDoc(*body);
+  if (!doc || !doc->is_object()) return std::nullopt;
+  auto& obj = doc->get_object();
+  bool changed = false;
+  switch (e) {
+    case Endpoint::kChatCompletions:
+    case Endpoint::kMessages:
+      if (auto* sys = obj.if_contains("system")) changed |= VisitContent(*sys, "system", fn);
+      if (auto* msgs = obj.if_contains("messages"); msgs && msgs->is_array()) {
+        for (auto& m : msgs->get_array()) {
+          auto* mo = m.if_object();
+          if (!mo) continue;
+          std::string role = RoleOf(*mo, "user");
+          if (auto* c = mo->if_contains("content")) changed |= VisitContent(*c, role, fn);
+        }
+      }
+      break;
+    case Endpoint::kResponses:
+      if (auto* inst = obj.if_contains("instructions")) changed |= Visit(*inst, "system", fn);
+      if (auto* input = obj.if_contains("input")) {
+        if (input->is_string()) {
+          changed |= Visit(*input, "user", fn);
+        } else if (auto* arr = input->if_array()) {
+          for (auto& item : *arr) {
+            auto* io = item.if_object();
+            if (!io) continue;
+            std::string role = RoleOf(*io, "input");
+            if (auto* c = io->if_contains("content")) changed |= VisitContent(*c, role, fn);
+            // A function call's result, fed back to the model.
+            if (auto* out = io->if_contains("output")) changed |= Visit(*out, "tool", fn);
+          }
+        }
+      }
+      break;
+    case Endpoint::kEmbeddings:
+      if (auto* input = obj.if_contains("input")) {
+        if (input->is_string()) {
+          changed |= Visit(*input, "input", fn);
+        } else if (auto* arr = input->if_array()) {
+          for (auto& i : *arr) changed |= Visit(i, "input", fn);
+        }
+      }
+      break;
+    case Endpoint::kModels:
+      break;
+  }
+  if (changed) *body = json::serialize(*doc);
+  return changed;
+}
+
+std::optional<bool> RewriteResponseText(Protocol p, Endpoint e, std::string* body, const TextRewriter& fn) {
+  auto doc = ParseDoc(*body);
+  if (!doc || !doc->is_object()) return std::nullopt;
+  auto& obj = doc->get_object();
+  bool changed = false;
+  if (p == Protocol::kAnthropic) {
+    // {"content":[{"type":"text","text":...}, {"type":"tool_use",...}]}
+    if (auto* c = obj.if_contains("content")) changed |= VisitContent(*c, "assistant", fn);
+  } else if (e == Endpoint::kResponses) {
+    // {"output":[{"type":"message","content":[{"type":"output_text","text":...}]}]}
+    if (auto* out = obj.if_contains("output"); out && out->is_array()) {
+      for (auto& item : out->get_array()) {
+        if (auto* io = item.if_object()) {
+          if (auto* c = io->if_contains("content")) changed |= VisitContent(*c, "assistant", fn);
+        }
+      }
+    }
+  } else if (e == Endpoint::kChatCompletions) {
+    // {"choices":[{"message":{"content":...}}]}
+    if (auto* choices = obj.if_contains("choices"); choices && choices->is_array()) {
+      for (auto& ch : choices->get_array()) {
+        auto* co = ch.if_object();
+        if (!co) continue;
+        if (auto* m = co->if_contains("message"); m && m->is_object()) {
+          if (auto* c = m->get_object().if_contains("content")) changed |= VisitContent(*c, "assistant", fn);
+        }
+      }
+    }
+  }
+  if (changed) *body = json::serialize(*doc);
+  return changed;
+}
+
+std::optional<bool> RewriteEventText(Protocol p, Endpoint e, std::string_view event, std::string* data,
+                                     const TextRewriter& fn) {
+  if (*data == "[DONE]") return false;
+  auto doc = ParseDoc(*data);
+  if (!doc || !doc->is_object()) return std::nullopt;
+  auto& obj = doc->get_object();
+  bool changed = false;
+  if (p == Protocol::kAnthropic) {
+    // content_block_delta {"delta":{"type":"text_delta","text":...}}
+    if (auto* d = obj.if_contains("delta"); d && d->is_object()) {
+      if (auto* t = d->get_object().if_contains("text")) changed |= Visit(*t, "assistant", fn);
+    }
+  } else if (e == Endpoint::kResponses) {
+    // response.output_text.delta {"delta": "..."}
+    const auto* type = obj.if_contains("type");
+    bool text_delta = (type && type->is_string() && type->get_string() == "response.output_text.delta") ||
+                      event == "response.output_text.delta";
+    if (auto* d = obj.if_contains("delta"); d && text_delta) changed |= Visit(*d, "assistant", fn);
+  } else {
+    // {"choices":[{"delta":{"content":...}}]}
+    if (auto* choices = obj.if_contains("choices"); choices && choices->is_array()) {
+      for (auto& ch : choices->get_array()) {
+        auto* co = ch.if_object();
+        if (!co) continue;
+        if (auto* d = co->if_contains("delta"); d && d->is_object()) {
+          if (auto* c = d->get_object().if_contains("content")) changed |= Visit(*c, "assistant", fn);
+        }
+      }
+    }
+  }
+  if (changed) *data = json::serialize(*doc);
+  return changed;
+}
+
+bool IsStreamEnd(Protocol p, std::string_view event, std::string_view data) {
+  if (data == "[DONE]") return true;
+  if (p == Protocol::kAnthropic) return event == "message_stop" || event == "content_block_stop";
+  if (data.find("\"finish_reason\":\"") != std::string_view::npos) return true;  // a chat choice ended
+  return event == "response.output_text.done" || event == "response.completed";
+}
+
 int64_t EstimateTokens(std::string_view text) {
   return text.empty() ? 0 : static_cast<int64_t>((text.size() + 3) / 4);
 }

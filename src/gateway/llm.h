@@ -2,6 +2,7 @@
 // built-in echo provider. Pure functions over bytes; no I/O, no Asio.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -48,6 +49,23 @@ Status ParseRequest(std::string_view body, const std::map<std::string, std::stri
 inline Status ParseRequest(std::string_view body, Exchange& ex, RequestInfo& info) {
   return ParseRequest(body, {}, ex, info, nullptr);
 }
+
+// The text a guard reads, and may rewrite, in a body: every string field
+// that carries content: message contents and their text parts, system,
+// instructions, tool results and inputs in requests; the output text in
+// responses; the text delta of a stream event. `fn` gets each text with
+// the role it came from (system, user, assistant, tool, input) and returns
+// true when it rewrote it; then the document is re-serialized into *body.
+// Returns whether anything changed, nullopt when the body is not a JSON
+// object (the caller decides: a guard treats that as unreadable content).
+using TextRewriter = std::function<bool(std::string& text, std::string_view role)>;
+std::optional<bool> RewriteRequestText(Endpoint e, std::string* body, const TextRewriter& fn);
+std::optional<bool> RewriteResponseText(Protocol p, Endpoint e, std::string* body, const TextRewriter& fn);
+std::optional<bool> RewriteEventText(Protocol p, Endpoint e, std::string_view event, std::string* data,
+                                     const TextRewriter& fn);
+// The event ends a text block: [DONE], a chat choice's finish_reason, an
+// Anthropic content block or message stop, a Responses text done.
+bool IsStreamEnd(Protocol p, std::string_view event, std::string_view data);
 
 // Token usage from a complete JSON response body / one SSE event. Fields the
 // payload does not carry are left as they are.

@@ -1,7 +1,18 @@
-// Internal to the gateway module: the request screen (screen.cc).
+// Internal to the gateway module: the guard screens (screen.cc).
+//
+//   request:  messages --scan--> verdict --block--> 400 content_blocked
+//                                        --mask---> vault, forward body and
+//                                                   ex.messages rewritten
+//             --> external classifier (gateway.cc does the HTTP call)
+//   response: body or SSE text deltas --scan (stream mode across events)-->
+//             verdict --block--> error (event); new secrets masked (never
+//             restored); the request's placeholders restored (unmasking,
+//             a placeholder split across events is held back until whole)
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "gateway/gateway.h"
 #include "guard/guard.h"
@@ -9,14 +20,34 @@
 namespace aigis::gateway {
 
 // Scans every message of the request with the guard rules (tool messages as
-// tool results, the rest as request text), judges the findings with the
-// config's thresholds and mode, records the outcome on the exchange, and
-// denies with 400 `content_blocked` (naming the rule and category, never
-// the matched text) when enforce mode blocks.
+// tool results, the rest as request text) under the policy that applies to
+// the route and principal, records the outcome on the exchange, denies with
+// 400 `content_blocked` (naming the rule and category, never the matched
+// text) when enforce mode blocks, and masks what `mask` rules found: in the
+// forward body and in ex.messages, with a per-exchange vault the response
+// screen uses to restore the values.
 class ScreenRequestStage : public Stage {
  public:
   virtual void SetRules(std::shared_ptr<const guard::RuleSet> rules) = 0;
 };
 std::shared_ptr<ScreenRequestStage> MakeScreenRequestStage(std::shared_ptr<const guard::RuleSet> rules);
+
+// Scans what the upstream answered (the whole body, or each SSE event's
+// text delta through one stream-mode scanner, so a value split across
+// events is still found), blocks, masks and unmasks. It acts only on
+// exchanges the request screen screened.
+std::shared_ptr<ResponseStage> MakeScreenResponseStage();
+
+// The external classifier (guard.classifier): the JSON body to POST for
+// this exchange, or nullopt when it is not to be asked (no classifier, guard
+// off, or the request is already blocked).
+std::optional<std::string> ClassifierRequestBody(const Exchange& ex);
+// Judges the classifier's answer (HTTP status and body), or the error that
+// prevented one, under the exchange's policy and the configured failure mode.
+struct ClassifierAnswer {
+  int status = 0;
+  std::string body;
+};
+Decision JudgeClassifier(Exchange& ex, const Result<ClassifierAnswer>& answer);
 
 }  // namespace aigis::gateway

@@ -148,17 +148,22 @@ Verdict Judge(std::vector<Finding> findings, const Policy& policy);
 
 // One exchange's masked values. Mask replaces the spans of kMask findings
 // with placeholders "[LABEL_n]" (the same value always gets the same
-// placeholder); Unmask puts the values back. Values stay in memory only;
-// Digest() gives what may be logged (placeholder -> SHA-256 prefix).
+// placeholder); Unmask puts back the values masked with `restore` (what the
+// caller sent), never those masked without (what an upstream leaked).
+// Values stay in memory only; Digest() gives what may be logged
+// (placeholder -> SHA-256 prefix).
 class MaskingVault {
  public:
-  std::string Mask(std::string_view text, const std::vector<Finding>& findings);
+  std::string Mask(std::string_view text, const std::vector<Finding>& findings, bool restore = true);
   std::string Unmask(std::string_view text) const;
   bool empty() const { return values_.empty(); }
+  bool restores() const;  // holds a value Unmask would put back
+  // `s` is a proper prefix of a placeholder Unmask would replace.
+  bool IsPlaceholderPrefix(std::string_view s) const;
   std::vector<std::pair<std::string, std::string>> Digest() const;
 
   // Unmasks a stream: a placeholder split across chunks is held back until
-  // it is complete (at most the longest placeholder's length).
+  // it is complete (only while the tail is the start of a known placeholder).
   class StreamUnmasker {
    public:
     explicit StreamUnmasker(const MaskingVault& vault) : vault_(vault) {}
@@ -171,8 +176,12 @@ class MaskingVault {
   };
 
  private:
-  std::vector<std::pair<std::string, std::string>> values_;  // placeholder, value
-  std::vector<std::pair<std::string, int>> counters_;        // label, last n
+  struct Entry {
+    std::string placeholder, value;
+    bool restore = true;
+  };
+  std::vector<Entry> values_;
+  std::vector<std::pair<std::string, int>> counters_;  // label, last n
 };
 
 // ---------------------------------------------------------- Evaluation ----

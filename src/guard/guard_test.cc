@@ -237,6 +237,35 @@ TEST(Masking, StablePlaceholdersAndUnmasking) {
   for (std::string_view c : {"see [EMA", "IL_2", "] and [", "AWS_KEY_1] [x"}) out += un.Feed(c);
   out += un.Finish();
   EXPECT_EQ(out, "see c@d.io and AKIAIOSFODNN7EXAMPLE [x");
+
+  // Only a tail that starts a known placeholder is held back.
+  MaskingVault::StreamUnmasker un2(vault);
+  EXPECT_EQ(un2.Feed("list [1"), "list [1");
+  EXPECT_EQ(un2.Feed(", 2] and [AW"), ", 2] and ");
+  EXPECT_EQ(un2.Feed("S_KEY_1]."), "AKIAIOSFODNN7EXAMPLE.");
+}
+
+TEST(Masking, LeakedValuesAreNotRestored) {
+  auto rules = TestRules();
+  MaskingVault vault;
+  std::string sent = "mail a@b.io";
+  EXPECT_EQ(vault.Mask(sent, rules->Scan(sent, Where::kRequest)), "mail [EMAIL_1]");
+  // The upstream leaks another address: masked for the client, never put back.
+  std::string reply = "sure, [EMAIL_1] and leaked@corp.example";
+  std::string masked = vault.Mask(reply, rules->Scan(reply, Where::kResponse), /*restore=*/false);
+  EXPECT_EQ(masked, "sure, [EMAIL_1] and [EMAIL_2]");
+  EXPECT_EQ(vault.Unmask(masked), "sure, a@b.io and [EMAIL_2]");
+  EXPECT_FALSE(vault.IsPlaceholderPrefix("[EMAIL_2"));
+  EXPECT_TRUE(vault.IsPlaceholderPrefix("[EMAIL_1"));
+}
+
+TEST(Verdict, MaskedValuesDoNotRaiseTheScore) {
+  auto rules = TestRules();
+  Verdict v = Judge(rules->Scan("key AKIAIOSFODNN7EXAMPLE for a@b.io", Where::kRequest), {});
+  EXPECT_EQ(v.findings.size(), 2u);
+  EXPECT_EQ(v.score, 0);
+  EXPECT_FALSE(v.block);
+  EXPECT_FALSE(v.alert);
 }
 
 // A rule whose pattern does not compile.

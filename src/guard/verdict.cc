@@ -16,7 +16,9 @@ Verdict Judge(std::vector<Finding> findings, const Policy& policy) {
   double keep = 1.0;
   bool block_rule = false;
   for (const auto& f : v.findings) {
-    if (!counted.insert(f.rule).second) continue;
+    // A masked value is neutralised before the upstream sees it: it is
+    // recorded, it does not make the exchange riskier.
+    if (f.rule->action == Action::kMask || !counted.insert(f.rule).second) continue;
     keep *= 1.0 - std::clamp(f.rule->score, 0.0, 1.0);
     if (f.rule->action == Action::kBlock) block_rule = true;
     // The deciding rule: block rules first, then the highest score.
@@ -34,7 +36,7 @@ Verdict Judge(std::vector<Finding> findings, const Policy& policy) {
   return v;
 }
 
-std::string MaskingVault::Mask(std::string_view text, const std::vector<Finding>& findings) {
+std::string MaskingVault::Mask(std::string_view text, const std::vector<Finding>& findings, bool restore) {
   std::vector<const Finding*> masks;
   for (const auto& f : findings) {
     if (f.rule->action == Action::kMask && f.end <= text.size() && f.begin < f.end) masks.push_back(&f);
@@ -50,8 +52,8 @@ std::string MaskingVault::Mask(std::string_view text, const std::vector<Finding>
     out.append(text.substr(at, f->begin - at));
     std::string value(text.substr(f->begin, f->end - f->begin));
     std::string placeholder;
-    for (const auto& [p, v] : values_) {
-      if (v == value) placeholder = p;
+    for (const auto& e : values_) {
+      if (e.value == value) placeholder = e.placeholder;
     }
     if (placeholder.empty()) {
       int n = 0;
@@ -63,7 +65,7 @@ std::string MaskingVault::Mask(std::string_view text, const std::vector<Finding>
         n = 1;
       }
       placeholder = fmt::format("[{}_{}]", f->rule->mask_as, n);
-      values_.emplace_back(placeholder, std::move(value));
+      values_.push_back({placeholder, std::move(value), restore});
     }
     out.append(placeholder);
     at = f->end;
@@ -84,8 +86,8 @@ std::string MaskingVault::Unmask(std::string_view text) const {
     if (close == std::string_view::npos) break;
     std::string_view candidate = text.substr(open, close - open + 1);
     const std::string* value = nullptr;
-    for (const auto& [p, v] : values_) {
-      if (p == candidate) value = &v;
+    for (const auto& e : values_) {
+      if (e.restore && e.placeholder == candidate) value = &e.value;
     }
     out.append(text.substr(at, open - at));
     if (value) {
@@ -102,22 +104,34 @@ std::string MaskingVault::Unmask(std::string_view text) const {
 
 std::vector<std::pair<std::string, std::string>> MaskingVault::Digest() const {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& [p, v] : values_) out.emplace_back(p, crypto::HexEncode(crypto::Sha256(v)).substr(0, 16));
+  for (const auto& e : values_) out.emplace_back(e.placeholder, crypto::HexEncode(crypto::Sha256(e.value)).substr(0, 16));
   return out;
 }
 
 std::string MaskingVault::StreamUnmasker::Feed(std::string_view chunk) {
   pending_.append(chunk);
-  // Hold back a trailing '[' that could still become a placeholder: from
-  // the last '[' without a ']' after it, if short enough to be one.
+  // Hold back the tail that could still become a placeholder: from the
+  // last '[' without a ']' after it, if it is the start of one we restore.
   size_t hold = pending_.size();
   size_t open = pending_.rfind('[');
-  if (open != std::string::npos && pending_.find(']', open) == std::string::npos && pending_.size() - open <= 64) {
+  if (open != std::string::npos && pending_.find(']', open) == std::string::npos &&
+      vault_.IsPlaceholderPrefix(std::string_view(pending_).substr(open))) {
     hold = open;
   }
   std::string ready = vault_.Unmask(std::string_view(pending_).substr(0, hold));
   pending_.erase(0, hold);
   return ready;
+}
+
+bool MaskingVault::IsPlaceholderPrefix(std::string_view s) const {
+  for (const auto& e : values_) {
+    if (e.restore && e.placeholder.size() > s.size() && e.placeholder.compare(0, s.size(), s) == 0) return true;
+  }
+  return false;
+}
+
+bool MaskingVault::restores() const {
+  return std::any_of(values_.begin(), values_.end(), [](const Entry& e) { return e.restore; });
 }
 
 std::string MaskingVault::StreamUnmasker::Finish() {
