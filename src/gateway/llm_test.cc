@@ -224,3 +224,78 @@ TEST(Echo, EmbeddingsAreDeterministicUnitVectors) {
 
 }  // namespace
 }  // namespace aigis::gateway::llm
+
+namespace aigis::gateway::llm {
+namespace {
+
+// Upper-cases every text it is given and lists it with its role.
+struct Upper {
+  std::vector<std::string> seen;
+  TextRewriter fn() {
+    return [this](std::string& t, std::string_view role) {
+      seen.push_back(std::string(role) + ":" + t);
+      for (auto& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      return true;
+    };
+  }
+};
+
+TEST(RewriteText, RequestsOfEveryShape) {
+  Upper u;
+  std::string anth = R"({"model":"m","system":[{"type":"text","text":"sys"}],"messages":[{"role":"user","content":[
+      {"type":"text","text":"hi"},{"type":"image","source":{"data":"abc"}},
+      {"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"res"}]}]}]})";
+  ASSERT_EQ(RewriteRequestText(Endpoint::kMessages, &anth, u.fn()), true);
+  EXPECT_EQ(u.seen, (std::vector<std::string>{"system:sys", "user:hi", "tool:res"}));
+  EXPECT_NE(anth.find(R"("data":"abc")"), std::string::npos);  // not content: untouched
+  EXPECT_NE(anth.find(R"("text":"RES")"), std::string::npos);
+
+  u.seen.clear();
+  std::string resp = R"({"model":"m","instructions":"be","input":[{"role":"user","content":"q"},{"type":"function_call_output","output":"out"}]})";
+  ASSERT_EQ(RewriteRequestText(Endpoint::kResponses, &resp, u.fn()), true);
+  EXPECT_EQ(u.seen, (std::vector<std::string>{"system:be", "user:q", "tool:out"}));
+
+  u.seen.clear();
+  std::string emb = R"({"model":"m","input":["a","b"]})";
+  ASSERT_EQ(RewriteRequestText(Endpoint::kEmbeddings, &emb, u.fn()), true);
+  EXPECT_EQ(emb, R"({"model":"m","input":["A","B"]})");
+
+  std::string same = R"({"model":"m","messages":[{"role":"user","content":"x"}]})";
+  EXPECT_EQ(RewriteRequestText(Endpoint::kChatCompletions, &same, [](std::string&, std::string_view) { return false; }), false);
+  EXPECT_EQ(same, R"({"model":"m","messages":[{"role":"user","content":"x"}]})");  // byte for byte
+  std::string bad = "not json";
+  EXPECT_FALSE(RewriteRequestText(Endpoint::kChatCompletions, &bad, u.fn()).has_value());
+}
+
+TEST(RewriteText, ResponsesAndStreamEvents) {
+  Upper u;
+  std::string chat = R"({"choices":[{"message":{"role":"assistant","content":"a"}},{"message":{"content":null}}]})";
+  ASSERT_EQ(RewriteResponseText(Protocol::kOpenAI, Endpoint::kChatCompletions, &chat, u.fn()), true);
+  EXPECT_NE(chat.find(R"("content":"A")"), std::string::npos);
+  std::string anth = R"({"content":[{"type":"text","text":"b"},{"type":"tool_use","input":{"q":"x"}}]})";
+  ASSERT_EQ(RewriteResponseText(Protocol::kAnthropic, Endpoint::kMessages, &anth, u.fn()), true);
+  EXPECT_NE(anth.find(R"("q":"x")"), std::string::npos);
+  std::string resp = R"({"output":[{"type":"message","content":[{"type":"output_text","text":"c"}]}]})";
+  ASSERT_EQ(RewriteResponseText(Protocol::kOpenAI, Endpoint::kResponses, &resp, u.fn()), true);
+  EXPECT_NE(resp.find(R"("text":"C")"), std::string::npos);
+
+  std::string d1 = R"({"choices":[{"delta":{"content":"d"}}]})";
+  ASSERT_EQ(RewriteEventText(Protocol::kOpenAI, Endpoint::kChatCompletions, "", &d1, u.fn()), true);
+  std::string d2 = R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"e"}})";
+  ASSERT_EQ(RewriteEventText(Protocol::kAnthropic, Endpoint::kMessages, "content_block_delta", &d2, u.fn()), true);
+  std::string d3 = R"({"type":"response.output_text.delta","delta":"f"})";
+  ASSERT_EQ(RewriteEventText(Protocol::kOpenAI, Endpoint::kResponses, "response.output_text.delta", &d3, u.fn()), true);
+  std::string d4 = R"({"type":"response.created","response":{"id":"r"}})";
+  EXPECT_EQ(RewriteEventText(Protocol::kOpenAI, Endpoint::kResponses, "response.created", &d4, u.fn()), false);
+  std::string done = "[DONE]";
+  EXPECT_EQ(RewriteEventText(Protocol::kOpenAI, Endpoint::kChatCompletions, "", &done, u.fn()), false);
+  EXPECT_EQ(u.seen.back(), "assistant:f");
+
+  EXPECT_TRUE(IsStreamEnd(Protocol::kOpenAI, "", "[DONE]"));
+  EXPECT_TRUE(IsStreamEnd(Protocol::kOpenAI, "", R"({"choices":[{"delta":{},"finish_reason":"stop"}]})"));
+  EXPECT_FALSE(IsStreamEnd(Protocol::kOpenAI, "", R"({"choices":[{"delta":{"content":"x"},"finish_reason":null}]})"));
+  EXPECT_TRUE(IsStreamEnd(Protocol::kAnthropic, "message_stop", "{}"));
+}
+
+}  // namespace
+}  // namespace aigis::gateway::llm

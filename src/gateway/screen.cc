@@ -204,6 +204,7 @@ class ScreenResponseStage final : public ResponseStage {
           continue;
         }
         masked = true;
+        AddIds({f}, ex.guard.response_rules);
         if (!st->enforce()) continue;
         if (local != nullptr && f.begin >= base) {
           f.begin -= base;
