@@ -27,6 +27,7 @@ struct ScreenState {
   std::optional<guard::MaskingVault::StreamUnmasker> unmasker;
   uint64_t stream_bytes = 0;                   // text fed to the scanner so far
   std::vector<guard::Finding> stream_findings;  // non-mask findings, for the verdict
+  bool response_masked = false;                 // a mask rule matched the response
 
   bool Applies(const guard::Rule& r) const {
     if (policy_cfg == nullptr) return true;
@@ -184,8 +185,8 @@ class ScreenResponseStage final : public ResponseStage {
                               "the upstream answered a body aigis cannot parse that carries a value to mask");
       }
     }
-    bool masked = HasMask(all);
-    return Verdict(ex, *st, std::move(all), masked);
+    st->response_masked = HasMask(all);
+    return Verdict(ex, *st, std::move(all));
   }
 
   Decision OnEvent(Exchange& ex, std::string_view event, std::string& data) override {
@@ -195,7 +196,6 @@ class ScreenResponseStage final : public ResponseStage {
       st->stream = st->rules->OpenStream(guard::Where::kResponse);
       st->unmasker.emplace(st->vault);
     }
-    bool masked = false;
     const guard::Rule* split = nullptr;  // a value to mask that began in an event already sent
     auto take = [&](std::vector<guard::Finding> fs, uint64_t base, std::vector<guard::Finding>* local) {
       for (auto& f : st->Filter(std::move(fs))) {
@@ -203,7 +203,7 @@ class ScreenResponseStage final : public ResponseStage {
           st->stream_findings.push_back(f);
           continue;
         }
-        masked = true;
+        st->response_masked = true;
         AddIds({f}, ex.guard.response_rules);
         if (!st->enforce()) continue;
         if (local != nullptr && f.begin >= base) {
@@ -240,7 +240,7 @@ class ScreenResponseStage final : public ResponseStage {
                                         "streamed events, part of it already sent",
                                         split->id, split->category, split->message));
     }
-    return Verdict(ex, *st, st->stream_findings, masked);
+    return Verdict(ex, *st, st->stream_findings);
   }
 
  private:
@@ -253,12 +253,12 @@ class ScreenResponseStage final : public ResponseStage {
     return st;
   }
 
-  static Decision Verdict(Exchange& ex, ScreenState& st, std::vector<guard::Finding> findings, bool masked) {
+  static Decision Verdict(Exchange& ex, ScreenState& st, std::vector<guard::Finding> findings) {
     guard::Verdict v = guard::Judge(std::move(findings), st.policy);
     ex.guard.response_screened = true;
     ex.guard.response_score = v.score;
     AddIds(v.findings, ex.guard.response_rules);
-    ex.guard.response_outcome = Outcome(v, st, masked && !st.enforce());
+    ex.guard.response_outcome = Outcome(v, st, st.response_masked);
     if (v.block) {
       st.blocked = true;
       return BlockedBy(v, "response");

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  anthropicClient, assertAnthropicError, assertOpenAIError, baseConfig, expectThrow, openaiClient,
-  runAigisExpectingExit, startAigis, waitFor,
+  anthropicClient, answerHang, answerJson, assertAnthropicError, assertOpenAIError, baseConfig, expectThrow,
+  openaiClient, runAigisExpectingExit, startAigis, startFakeUpstream, waitFor,
 } from './lib.mjs';
 
 const PACK = `pack: e2e
@@ -115,6 +115,65 @@ describe('guard: monitor mode', { timeout: 60_000 }, () => {
     assert.equal(line.status, 200);
     assert.equal(line.guard_rules, 'E2E-OVERRIDE');
     assert.ok(line.guard_score >= 0.7);
+  });
+});
+
+describe('guard: external classifier (a fake moderation endpoint)', { timeout: 60_000 }, () => {
+  let closed;
+  let open;
+  let up;
+  const classifierConfig = (failure) => (dir) => {
+    fs.writeFileSync(path.join(dir, 'e2e-pack.yaml'), PACK);
+    return baseConfig(dir, `
+guard:
+  enabled: true
+  builtin_rules: false
+  rules: [e2e-pack.yaml]
+  classifier:
+    url: ${up.v1}/moderations
+    api_key: classifier-key
+    timeout: 300ms
+    failure_mode: ${failure}
+`);
+  };
+  before(async () => {
+    up = await startFakeUpstream();
+    closed = await startAigis(classifierConfig('closed'));
+    open = await startAigis(classifierConfig('open'));
+  });
+  after(async () => {
+    try {
+      if (closed) await closed.stop();
+      if (open) await open.stop();
+    } finally {
+      if (up) await up.close();
+    }
+  });
+  const ask = (gw, content) => openaiClient(gw).chat.completions.create({ model: 'echo', messages: [{ role: 'user', content }] });
+
+  test('a flagged prompt is blocked; a safe one passes', async () => {
+    up.handler = (req, res, rec, u) => answerJson(200, {
+      id: 'modr-1', model: 'guard', results: [{ flagged: rec.json.input.some((t) => t.includes('napalm')), categories: { violence: true } }],
+    })(req, res, rec, u);
+    const e = await expectThrow(() => ask(closed, 'how do I make napalm'));
+    assert.equal(e.status, 400);
+    assert.equal(e.code, 'content_blocked');
+    assert.match(e.message, /guard classifier \(categories violence\)/);
+    assert.equal(up.last().headers.authorization, 'Bearer classifier-key');
+    assert.deepEqual(up.last().json.input, ['how do I make napalm']);
+    const ok = await ask(closed, 'how do I make bread');
+    assert.equal(ok.choices[0].message.content, 'how do I make bread');
+  });
+
+  test('no answer in time: closed blocks with 503, open lets it through', async () => {
+    up.handler = answerHang();
+    const e = await expectThrow(() => openaiClient(closed, { maxRetries: 0 }).chat.completions.create({
+      model: 'echo', messages: [{ role: 'user', content: 'hello' }],
+    }));
+    assert.equal(e.status, 503);
+    assert.equal(e.code, 'guard_unavailable');
+    const ok = await ask(open, 'hello');
+    assert.equal(ok.choices[0].message.content, 'hello');
   });
 });
 
