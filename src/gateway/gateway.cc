@@ -913,6 +913,7 @@ void Gateway::Impl::Record(const Exchange& ex, int worker) {
   if (ex.guard.screened) {
     e.Set("guard", ex.guard.outcome).Set("guard_score", std::round(ex.guard.score * 1000) / 1000);
     if (!ex.guard.rules.empty()) e.Set("guard_rules", join(ex.guard.rules));
+    if (!ex.guard.fields.empty()) e.Set("guard_fields", join(ex.guard.fields));
     // Placeholders and hashes only: a masked value never reaches a log.
     std::string masked;
     for (const auto& [p, h] : ex.guard.masked) masked += (masked.empty() ? "" : ",") + p + "=" + h;

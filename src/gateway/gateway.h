@@ -66,8 +66,9 @@ struct Usage {
 
 // One message of the protocol-neutral view of a request.
 struct Message {
-  std::string role;  // system | user | assistant | tool | input
-  std::string text;  // concatenated text parts
+  std::string role;     // system | user | assistant | tool | input
+  std::string text;     // concatenated text parts
+  std::string pointer;  // JSON pointer of its content in the request body ("/messages/2/content")
 };
 
 struct StageRecord {
@@ -96,6 +97,7 @@ struct GuardRecord {
   double score = 0;
   std::string outcome;             // pass | alert | block | monitor (would have blocked or masked)
   std::vector<std::string> rules;  // ids of the rules that matched
+  std::vector<std::string> fields; // "RULE-ID@/json/pointer" of each finding in the request
   // Masked values, as placeholder -> SHA-256 prefix: the values themselves
   // are never recorded.
   std::vector<std::pair<std::string, std::string>> masked;

@@ -132,15 +132,28 @@ Status ParseRequest(std::string_view body, const std::map<std::string, std::stri
       auto* msgs = obj->if_contains("messages");
       if (!msgs || !msgs->is_array()) return Invalid("'messages' is required and must be an array");
       if (ex.endpoint == Endpoint::kMessages) {
-        if (auto* sys = obj->if_contains("system")) ex.messages.push_back({"system", TextOf(*sys)});
+        if (auto* sys = obj->if_contains("system")) ex.messages.push_back({"system", TextOf(*sys), "/system"});
       }
+      size_t index = 0;
       for (const auto& m : msgs->get_array()) {
+        std::string pointer = fmt::format("/messages/{}/content", index++);
         const auto* mo = m.if_object();
         if (!mo) return Invalid("each entry of 'messages' must be an object");
         const auto* role = mo->if_contains("role");
         if (!role || !role->is_string()) return Invalid("each message needs a string 'role'");
         const auto* content = mo->if_contains("content");
-        ex.messages.push_back({std::string(role->get_string()), content ? TextOf(*content) : std::string()});
+        ex.messages.push_back({std::string(role->get_string()), content ? TextOf(*content) : std::string(), pointer});
+        // Anthropic tool results ride in user messages: each is a message
+        // of its own, read as a tool's output.
+        if (const auto* parts = content ? content->if_array() : nullptr) {
+          for (size_t j = 0; j < parts->size(); ++j) {
+            const auto* po = (*parts)[j].if_object();
+            const auto* type = po ? po->if_contains("type") : nullptr;
+            if (!type || !type->is_string() || type->get_string() != "tool_result") continue;
+            const auto* c = po->if_contains("content");
+            ex.messages.push_back({"tool", c ? TextOf(*c) : std::string(), fmt::format("{}/{}/content", pointer, j)});
+          }
+        }
       }
       if (auto* so = obj->if_contains("stream_options"); so && so->is_object()) {
         if (auto* iu = so->get_object().if_contains("include_usage"); iu && iu->is_bool()) {
@@ -153,18 +166,25 @@ Status ParseRequest(std::string_view body, const std::map<std::string, std::stri
       auto* input = obj->if_contains("input");
       if (!input) return Invalid("'input' is required");
       if (auto* inst = obj->if_contains("instructions"); inst && inst->is_string()) {
-        ex.messages.push_back({"system", std::string(inst->get_string())});
+        ex.messages.push_back({"system", std::string(inst->get_string()), "/instructions"});
       }
       if (input->is_string()) {
-        ex.messages.push_back({"user", std::string(input->get_string())});
+        ex.messages.push_back({"user", std::string(input->get_string()), "/input"});
       } else if (input->is_array()) {
+        size_t index = 0;
         for (const auto& item : input->get_array()) {
           if (const auto* io = item.if_object()) {
             const auto* role = io->if_contains("role");
             const auto* content = io->if_contains("content");
-            ex.messages.push_back({role && role->is_string() ? std::string(role->get_string()) : "input",
-                                   content ? TextOf(*content) : std::string()});
+            const auto* output = io->if_contains("output");  // a function call's result
+            if (!content && output && output->is_string()) {
+              ex.messages.push_back({"tool", std::string(output->get_string()), fmt::format("/input/{}/output", index)});
+            } else {
+              ex.messages.push_back({role && role->is_string() ? std::string(role->get_string()) : "input",
+                                     content ? TextOf(*content) : std::string(), fmt::format("/input/{}/content", index)});
+            }
           }
+          ++index;
         }
       } else {
         return Invalid("'input' must be a string or an array");
@@ -185,7 +205,9 @@ Status ParseRequest(std::string_view body, const std::map<std::string, std::stri
       } else {
         return Invalid("'input' must be a string or an array");
       }
-      for (const auto& i : info.inputs) ex.messages.push_back({"input", i});
+      for (size_t i = 0; i < info.inputs.size(); ++i) {
+        ex.messages.push_back({"input", info.inputs[i], input->is_string() ? "/input" : fmt::format("/input/{}", i)});
+      }
       if (auto* f = obj->if_contains("encoding_format"); f && f->is_string()) {
         info.encoding_format = std::string(f->get_string());
         if (info.encoding_format != "float" && info.encoding_format != "base64") {

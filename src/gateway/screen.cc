@@ -118,6 +118,7 @@ class ScreenRequestStageImpl final : public ScreenRequestStage {
     std::vector<guard::Finding> all;
     for (size_t i = 0; i < ex.messages.size(); ++i) {
       per_message[i] = st->Filter(rules.Scan(ex.messages[i].text, WhereFor(ex.messages[i].role)));
+      for (auto& f : per_message[i]) f.pointer = ex.messages[i].pointer;
       all.insert(all.end(), per_message[i].begin(), per_message[i].end());
     }
     bool to_mask = HasMask(all);
@@ -125,6 +126,12 @@ class ScreenRequestStageImpl final : public ScreenRequestStage {
     ex.guard.screened = true;
     ex.guard.score = v.score;
     AddIds(v.findings, ex.guard.rules);
+    for (const auto& f : v.findings) {
+      std::string field = f.rule->id + "@" + f.pointer;
+      if (std::find(ex.guard.fields.begin(), ex.guard.fields.end(), field) == ex.guard.fields.end()) {
+        ex.guard.fields.push_back(std::move(field));
+      }
+    }
     ex.guard.outcome = Outcome(v, *st, to_mask);
     ex.screen = st;
     if (v.block) {

@@ -63,6 +63,7 @@ struct Finding {
   const Rule* rule = nullptr;  // owned by the RuleSet
   size_t begin = 0, end = 0;   // span in the scanned text as written
   bool decoded = false;        // found in a decoding layer (the span is the encoded run)
+  std::string pointer;         // JSON pointer (RFC 6901) of the field, when the text came from a document
 };
 
 class RuleSet;
@@ -143,6 +144,20 @@ struct Verdict {
   std::vector<Finding> findings;
 };
 Verdict Judge(std::vector<Finding> findings, const Policy& policy);
+
+// ------------------------------------------------ Documents and places ----
+
+// Scans every string value of a JSON document (tool arguments, tool
+// results, an MCP tool listing): each finding carries the JSON pointer of
+// its field and a span within that string. Object keys are scanned too
+// (pointer of the member, span in the key) since a hostile tool can hide an
+// instruction there. Errors: the text is not JSON.
+Result<std::vector<Finding>> ScanJson(const RuleSet& rules, std::string_view json, Where where);
+
+// A text judged at a place: what the MCP gateway calls for tool arguments,
+// results and descriptions (`json`: the text is a JSON document, scanned
+// field by field; a document that does not parse is scanned as text).
+Verdict Screen(const RuleSet& rules, std::string_view text, Where where, const Policy& policy, bool json = false);
 
 // ------------------------------------------------------------- Masking ----
 
