@@ -5,8 +5,12 @@
 // kept only where its rule applies):
 //   detect  block mode, one report per pattern (HS_FLAG_SINGLEMATCH): the
 //           hot path, and all that runs on clean text.
-//   span    block mode with HS_FLAG_SOM_LEFTMOST: run only when `detect`
-//           reported something, to get spans for validators and masking.
+//   span    block mode with HS_FLAG_SOM_LEFTMOST, only the patterns of rules
+//           that need a start (mask rules, rules with a validator): run
+//           only when `detect` reported one of them. Start-of-match
+//           tracking is what makes Hyperscan compiles slow (a combined SOM
+//           database of a few dozen patterns with bounded repeats takes
+//           seconds), so other rules report their match end only.
 //   stream  stream mode: end offsets across chunks; spans are then found by
 //           a `span` scan of the retained tail of the stream.
 // Patterns of non-raw rules are compiled caseless: on ASCII text the
@@ -43,6 +47,7 @@ using Db = std::unique_ptr<hs_database_t, DbDeleter>;
 struct Pattern {
   uint32_t rule;  // index in rules
   bool raw;
+  bool span;      // its rule needs the start of a match (in the span database)
 };
 
 std::atomic<uint64_t> g_next_ruleset_id{1};
@@ -71,7 +76,7 @@ hs_scratch_t* ScratchFor(const RuleSet::Impl& impl) {
     if (id == impl.id) return s.get();
   }
   hs_scratch_t* s = nullptr;
-  for (hs_database_t* db : {impl.detect.get(), impl.span.get(), impl.stream.get()}) {
+  for (hs_database_t* db : {impl.detect.get(), impl.span.get(), impl.stream.get()}) {  // span may be null
     if (db != nullptr && hs_alloc_scratch(db, &s) != HS_SUCCESS) return nullptr;
   }
   if (cache.size() >= 4) cache.erase(cache.begin());
@@ -137,8 +142,8 @@ class Scanner {
     for (const Hit& h : detect_norm.hits) {
       if (h.pattern < impl_.patterns.size() && Applies(h.pattern) && !impl_.patterns[h.pattern].raw) norm_hit = true;
     }
-    if (raw_hit) Spans(original, scratch, ascii, nullptr, &out);
-    if (norm_hit) Spans(norm.text, scratch, false, &norm, &out);
+    if (raw_hit) Spans(original, scratch, ascii, nullptr, detect.hits, &out);
+    if (norm_hit) Spans(norm.text, scratch, false, &norm, detect_norm.hits, &out);
     if (decode && layer_hint) {
       for (const auto& layer : internal::DecodeLayers(original, RuleSet::kMaxDecodedBytes)) {
         for (Finding f : Run(layer.decoded, /*decode=*/false)) {
@@ -169,17 +174,31 @@ class Scanner {
   // validators: for each rule, the longest valid match at each start,
   // non-overlapping.
   void Spans(std::string_view text, hs_scratch_t* scratch, bool all_patterns, const internal::Normalized* norm,
-             std::vector<Finding>* out) {
+             const std::vector<Hit>& detected, std::vector<Finding>* out) {
+    // Raw rules read the original; non-raw ones the normalised text (or
+    // the original, caseless, when it is ASCII).
+    auto wanted = [&](const Hit& h) {
+      if (h.pattern >= impl_.patterns.size() || !Applies(h.pattern)) return false;
+      bool raw = impl_.patterns[h.pattern].raw;
+      return norm != nullptr ? !raw : (raw || all_patterns);
+    };
+    // Rules without a span database entry: the match end is what we have.
+    bool need_spans = false;
+    for (const Hit& h : detected) {
+      if (!wanted(h)) continue;
+      if (impl_.patterns[h.pattern].span) {
+        need_spans = true;
+        continue;
+      }
+      size_t end = norm ? norm->OriginalEnd(h.to) : h.to;
+      out->push_back({&impl_.rules[impl_.patterns[h.pattern].rule], end, end, false});
+    }
+    if (!need_spans || !impl_.span) return;
     Collector c;
     ScanDb(impl_.span.get(), scratch, text, &c);
     std::vector<Hit> hits;
     for (const Hit& h : c.hits) {
-      if (h.pattern >= impl_.patterns.size() || !Applies(h.pattern)) continue;
-      bool raw = impl_.patterns[h.pattern].raw;
-      // Raw rules read the original; non-raw ones the normalised text (or
-      // the original, caseless, when it is ASCII).
-      if (norm != nullptr ? raw : !(raw || all_patterns)) continue;
-      hits.push_back(h);
+      if (wanted(h)) hits.push_back(h);
     }
     std::sort(hits.begin(), hits.end(), [&](const Hit& a, const Hit& b) {
       uint32_t ra = impl_.patterns[a.pattern].rule, rb = impl_.patterns[b.pattern].rule;
@@ -202,7 +221,7 @@ class Scanner {
                                    : text.substr(h.from, h.to - h.from);
       if (!internal::Validate(rule.validator, rule.validator_arg, span)) continue;
       covered_to = h.to;
-      out->push_back({&rule, begin, end, false});
+      out->push_back({&rule, begin, end, false, {}});
     }
   }
 
@@ -303,10 +322,11 @@ unsigned FlagsFor(const Rule& rule) {
   return f;
 }
 
-// Compiles one database of every pattern (plus the layer hints, except in
-// stream mode) or reports which pattern does not compile.
+// Compiles one database of every pattern (or only the span ones; plus the
+// layer hints, except in stream mode) or reports which pattern does not
+// compile. Pattern ids are the same in every database. No pattern: null.
 Result<Db> CompileDb(const std::vector<Rule>& rules, const std::vector<Pattern>& pats, unsigned mode, unsigned extra,
-                     bool hints, std::vector<std::string>* errors) {
+                     bool hints, bool span_only, std::vector<std::string>* errors) {
   std::vector<const char*> exprs;
   std::vector<unsigned> flags, ids;
   std::vector<std::string> storage;
@@ -315,12 +335,17 @@ Result<Db> CompileDb(const std::vector<Rule>& rules, const std::vector<Pattern>&
   for (uint32_t r = 0; r < rules.size(); ++r) {
     const Rule& rule = rules[r];
     for (const auto& p : rule.patterns) {
+      if (span_only && !pats[pi].span) {
+        ++pi;
+        continue;
+      }
       unsigned f = FlagsFor(rule) | extra;
       exprs.push_back(p.c_str());
       flags.push_back(f);
       ids.push_back(static_cast<unsigned>(pi++));
     }
   }
+  if (exprs.empty() && !hints) return Db(nullptr);
   if (hints) {
     for (const char* h : kLayerHints) {
       exprs.push_back(h);
@@ -335,8 +360,8 @@ Result<Db> CompileDb(const std::vector<Rule>& rules, const std::vector<Pattern>&
                        &err) != HS_SUCCESS) {
     std::string msg = err != nullptr && err->message ? err->message : "unknown error";
     int at = err != nullptr ? err->expression : -1;
-    if (at >= 0 && static_cast<size_t>(at) < pats.size()) {
-      const Rule& rule = rules[pats[static_cast<size_t>(at)].rule];
+    if (at >= 0 && static_cast<size_t>(at) < ids.size() && ids[static_cast<size_t>(at)] < pats.size()) {
+      const Rule& rule = rules[pats[ids[static_cast<size_t>(at)]].rule];
       errors->push_back(fmt::format("{}:{}: {}: pattern '{}' does not compile: {}", rule.file, rule.line, rule.id,
                                     exprs[static_cast<size_t>(at)], msg));
     } else {
@@ -368,19 +393,22 @@ LoadResult Compile(std::vector<Rule> rules, const LoadOptions& options) {
   auto impl = std::make_unique<RuleSet::Impl>();
   impl->rules = std::move(rules);
   for (uint32_t r = 0; r < impl->rules.size(); ++r) {
-    for (size_t p = 0; p < impl->rules[r].patterns.size(); ++p) impl->patterns.push_back({r, impl->rules[r].raw});
+    const Rule& rule = impl->rules[r];
+    bool span = rule.action == Action::kMask || !rule.validator.empty();
+    for (size_t p = 0; p < rule.patterns.size(); ++p) impl->patterns.push_back({r, rule.raw, span});
   }
   std::vector<std::string> first_error;
-  auto detect = CompileDb(impl->rules, impl->patterns, HS_MODE_BLOCK, HS_FLAG_SINGLEMATCH, true, &first_error);
-  auto span = CompileDb(impl->rules, impl->patterns, HS_MODE_BLOCK, HS_FLAG_SOM_LEFTMOST, false, &first_error);
-  auto stream = CompileDb(impl->rules, impl->patterns, HS_MODE_STREAM, 0, false, &first_error);
+  auto detect = CompileDb(impl->rules, impl->patterns, HS_MODE_BLOCK, HS_FLAG_SINGLEMATCH, true, false, &first_error);
+  auto span = CompileDb(impl->rules, impl->patterns, HS_MODE_BLOCK, HS_FLAG_SOM_LEFTMOST, false, true, &first_error);
+  auto stream = CompileDb(impl->rules, impl->patterns, HS_MODE_STREAM, 0, false, false, &first_error);
   if (!detect.ok() || !span.ok() || !stream.ok()) {
     // A multi-pattern compile stops at the first bad pattern: compile each
     // on its own to report every one.
     for (const auto& rule : impl->rules) {
       for (const auto& p : rule.patterns) {
         for (unsigned mode : {static_cast<unsigned>(HS_MODE_BLOCK), static_cast<unsigned>(HS_MODE_STREAM)}) {
-          unsigned f = FlagsFor(rule) | (mode == HS_MODE_BLOCK ? HS_FLAG_SOM_LEFTMOST : 0);
+          bool span = rule.action == Action::kMask || !rule.validator.empty();
+          unsigned f = FlagsFor(rule) | (mode == HS_MODE_BLOCK && span ? HS_FLAG_SOM_LEFTMOST : 0);
           hs_database_t* db = nullptr;
           hs_compile_error_t* err = nullptr;
           if (hs_compile(p.c_str(), f, mode, nullptr, &db, &err) != HS_SUCCESS) {
