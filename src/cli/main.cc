@@ -36,7 +36,10 @@ void PrintErrors(const std::vector<std::string>& errors) {
 
 // The guard rules a config asks for: the built-in packs and/or its own
 // (relative to the config file). Errors are "file:line: rule id: reason".
-guard::LoadResult LoadGuardRules(const config::Config& cfg) {
+// `cache`: keep compiled databases in <data_dir>/cache/guard (unless
+// AIGIS_GUARD_CACHE_DIR names another place), so a restart or a reload of
+// unchanged packs does not compile them again.
+guard::LoadResult LoadGuardRules(const config::Config& cfg, bool cache) {
   std::vector<std::string> paths;
   for (const auto& p : cfg.guard.rules) {
     std::filesystem::path fp(p);
@@ -45,6 +48,9 @@ guard::LoadResult LoadGuardRules(const config::Config& cfg) {
   }
   guard::LoadOptions opts;
   opts.builtin = cfg.guard.builtin_rules;
+  if (cache && std::getenv("AIGIS_GUARD_CACHE_DIR") == nullptr) {
+    opts.cache_dir = (std::filesystem::path(cfg.data_dir) / "cache" / "guard").string();
+  }
   return guard::LoadRules(paths, opts);
 }
 
@@ -108,7 +114,7 @@ int CheckConfig(const std::string& path) {
     return 1;
   }
   if (r.config->guard.enabled) {
-    if (auto g = LoadGuardRules(*r.config); !g.rules) {
+    if (auto g = LoadGuardRules(*r.config, /*cache=*/false); !g.rules) {
       for (const auto& e : g.errors) fmt::print(stderr, "{}\n", e);
       return 1;
     }
@@ -285,7 +291,7 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
   opts.identity = id;
   opts.authz = authz_service;
   if (cfg.guard.enabled) {
-    auto rules = LoadGuardRules(cfg);
+    auto rules = LoadGuardRules(cfg, /*cache=*/true);
     if (!rules.rules) {
       for (const auto& e : rules.errors) spdlog::error("guard: {}", e);
       return 2;
@@ -333,7 +339,7 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
     }
     std::shared_ptr<const guard::RuleSet> guard_rules;
     if (r.config->guard.enabled) {
-      auto loaded = LoadGuardRules(*r.config);
+      auto loaded = LoadGuardRules(*r.config, /*cache=*/true);
       if (!loaded.rules) {
         spdlog::error("config reload ({}) rejected; still serving the previous config and rules:", why);
         for (const auto& e : loaded.errors) spdlog::error("  guard: {}", e);

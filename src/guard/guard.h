@@ -80,6 +80,12 @@ struct LoadOptions {
   // Load the packs compiled into the binary (rules/guard) too, before
   // the given paths.
   bool builtin = false;
+  // Where compiled Hyperscan databases are kept between loads, keyed by a
+  // SHA-256 of the Hyperscan version, mode and every pattern with its
+  // flags (a database is compiled once, then read back in milliseconds).
+  // "" = the AIGIS_GUARD_CACHE_DIR environment variable, if set; else no
+  // cache. A cache entry that does not load is compiled again.
+  std::string cache_dir;
 };
 
 // Loads rule packs: YAML files, or directories (every *.yaml in them, in

@@ -1,10 +1,11 @@
 // The scanner: rules compiled into Hyperscan databases, block and stream
 // scanning, spans, validators and decoding layers.
 //
-// Three databases per RuleSet, each holding every pattern (a finding is
-// kept only where its rule applies):
-//   detect  block mode, one report per pattern (HS_FLAG_SINGLEMATCH): the
-//           hot path, and all that runs on clean text.
+// Per RuleSet (a finding is kept only where its rule applies):
+//   detect  per place (request, response, ...), the patterns of the rules
+//           that apply there, block mode, one report per pattern
+//           (HS_FLAG_SINGLEMATCH): the hot path, and all that runs on
+//           clean text.
 //   span    block mode with HS_FLAG_SOM_LEFTMOST, only the patterns of rules
 //           that need a start (mask rules, rules with a validator): run
 //           only when `detect` reported one of them. Start-of-match
@@ -22,10 +23,16 @@
 #include <algorithm>
 #include <atomic>
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <unordered_map>
 
+#include "crypto/crypto.h"
 #include "guard/internal.h"
 
 namespace aigis::guard {
@@ -59,7 +66,8 @@ struct RuleSet::Impl {
   uint64_t id = g_next_ruleset_id.fetch_add(1);
   std::vector<Rule> rules;
   std::vector<Pattern> patterns;  // by Hyperscan id; ids >= patterns.size() are layer hints
-  Db detect, span, stream;
+  Db detect[kWhereCount];         // by Where
+  Db span, stream;
 };
 
 namespace {
@@ -77,7 +85,9 @@ hs_scratch_t* ScratchFor(const RuleSet::Impl& impl) {
     if (id == impl.id) return s.get();
   }
   hs_scratch_t* s = nullptr;
-  for (hs_database_t* db : {impl.detect.get(), impl.span.get(), impl.stream.get()}) {  // span may be null
+  std::vector<hs_database_t*> dbs{impl.span.get(), impl.stream.get()};  // any may be null
+  for (const auto& d : impl.detect) dbs.push_back(d.get());
+  for (hs_database_t* db : dbs) {
     if (db != nullptr && hs_alloc_scratch(db, &s) != HS_SUCCESS) return nullptr;
   }
   if (cache.size() >= 4) cache.erase(cache.begin());
@@ -103,6 +113,7 @@ struct Collector {
 };
 
 bool ScanDb(const hs_database_t* db, hs_scratch_t* scratch, std::string_view text, Collector* out) {
+  if (db == nullptr) return true;  // no pattern
   hs_error_t err = hs_scan(db, text.data(), static_cast<unsigned int>(text.size()), 0, scratch, &Collector::OnMatch, out);
   return err == HS_SUCCESS || err == HS_SCAN_TERMINATED;
 }
@@ -124,12 +135,13 @@ class Scanner {
     const bool ascii = internal::IsAscii(original);
 
     Collector detect;
-    ScanDb(impl_.detect.get(), scratch, original, &detect);
+    const hs_database_t* db = impl_.detect[static_cast<size_t>(where_)].get();
+    ScanDb(db, scratch, original, &detect);
     internal::Normalized norm;
     Collector detect_norm;
     if (!ascii) {
       norm = internal::Normalize(original);
-      ScanDb(impl_.detect.get(), scratch, norm.text, &detect_norm);
+      ScanDb(db, scratch, norm.text, &detect_norm);
     }
     bool layer_hint = false;
     bool raw_hit = false, norm_hit = false;
@@ -323,36 +335,83 @@ unsigned FlagsFor(const Rule& rule) {
   return f;
 }
 
-// Compiles one database of every pattern (or only the span ones; plus the
-// layer hints, except in stream mode) or reports which pattern does not
-// compile. Pattern ids are the same in every database. No pattern: null.
+// The cache directory a load uses (LoadOptions::cache_dir).
+std::string CacheDir(const LoadOptions& options) {
+  if (!options.cache_dir.empty()) return options.cache_dir;
+  const char* env = std::getenv("AIGIS_GUARD_CACHE_DIR");
+  return env != nullptr ? env : "";
+}
+
+// A database from the cache, or null.
+hs_database_t* ReadCached(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return nullptr;
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  hs_database_t* db = nullptr;
+  if (hs_deserialize_database(bytes.data(), bytes.size(), &db) != HS_SUCCESS) return nullptr;
+  // Built for another CPU or corrupt: a scratch cannot be allocated for it.
+  hs_scratch_t* scratch = nullptr;
+  if (hs_alloc_scratch(db, &scratch) != HS_SUCCESS) {
+    hs_free_database(db);
+    return nullptr;
+  }
+  hs_free_scratch(scratch);
+  return db;
+}
+
+// Best effort: a cache that cannot be written only costs a compile.
+void WriteCached(const std::string& dir, const std::string& path, const hs_database_t* db) {
+  char* bytes = nullptr;
+  size_t size = 0;
+  if (hs_serialize_database(db, &bytes, &size) != HS_SUCCESS) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::string tmp = fmt::format("{}.{}.tmp", path, ::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes, static_cast<std::streamsize>(size));
+    if (!out) ec = std::make_error_code(std::errc::io_error);
+  }
+  free(bytes);  // NOLINT: Hyperscan allocates with malloc
+  if (!ec) std::filesystem::rename(tmp, path, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
+
+// Compiles one database of the patterns `keep` selects (plus the layer
+// hints, except in stream mode) or reports which pattern does not compile.
+// Pattern ids are the same in every database. No pattern: null.
+template <typename Keep>
 Result<Db> CompileDb(const std::vector<Rule>& rules, const std::vector<Pattern>& pats, unsigned mode, unsigned extra,
-                     bool hints, bool span_only, std::vector<std::string>* errors) {
+                     bool hints, Keep keep, const std::string& cache_dir, std::vector<std::string>* errors) {
   std::vector<const char*> exprs;
   std::vector<unsigned> flags, ids;
-  std::vector<std::string> storage;
-  storage.reserve(pats.size());
   size_t pi = 0;
   for (uint32_t r = 0; r < rules.size(); ++r) {
     const Rule& rule = rules[r];
     for (const auto& p : rule.patterns) {
-      if (span_only && !pats[pi].span) {
+      if (!keep(pats[pi])) {
         ++pi;
         continue;
       }
-      unsigned f = FlagsFor(rule) | extra;
       exprs.push_back(p.c_str());
-      flags.push_back(f);
+      flags.push_back(FlagsFor(rule) | extra);
       ids.push_back(static_cast<unsigned>(pi++));
     }
   }
-  if (exprs.empty() && !hints) return Db(nullptr);
+  if (exprs.empty()) return Db(nullptr);
   if (hints) {
     for (const char* h : kLayerHints) {
       exprs.push_back(h);
       flags.push_back(HS_FLAG_SINGLEMATCH);
       ids.push_back(static_cast<unsigned>(pi++));
     }
+  }
+  std::string path;
+  if (!cache_dir.empty()) {
+    std::string key = fmt::format("{}\n{}\n{}\n", hs_version(), mode, exprs.size());
+    for (size_t i = 0; i < exprs.size(); ++i) key += fmt::format("{}\t{}\t{}\n", ids[i], flags[i], exprs[i]);
+    path = fmt::format("{}/{}.hsdb", cache_dir, crypto::HexEncode(crypto::Sha256(key)));
+    if (hs_database_t* db = ReadCached(path)) return Db(db);
   }
   hs_database_t* db = nullptr;
   hs_compile_error_t* err = nullptr;
@@ -371,6 +430,7 @@ Result<Db> CompileDb(const std::vector<Rule>& rules, const std::vector<Pattern>&
     hs_free_compile_error(err);
     return Internal(msg);
   }
+  if (!path.empty()) WriteCached(cache_dir, path, db);
   return Db(db);
 }
 
@@ -399,21 +459,33 @@ LoadResult Compile(std::vector<Rule> rules, const LoadOptions& options) {
     for (size_t p = 0; p < rule.patterns.size(); ++p) impl->patterns.push_back({r, rule.raw, span});
   }
   std::vector<std::string> first_error;
-  // The three compiles are independent and take most of a load: run them
-  // side by side.
-  std::vector<std::string> span_error, stream_error;
-  auto span_job = std::async(std::launch::async, [&] {
-    return CompileDb(impl->rules, impl->patterns, HS_MODE_BLOCK, HS_FLAG_SOM_LEFTMOST, false, true, &span_error);
-  });
-  auto stream_job = std::async(std::launch::async, [&] {
-    return CompileDb(impl->rules, impl->patterns, HS_MODE_STREAM, 0, false, false, &stream_error);
-  });
-  auto detect = CompileDb(impl->rules, impl->patterns, HS_MODE_BLOCK, HS_FLAG_SINGLEMATCH, true, false, &first_error);
-  auto span = span_job.get();
-  auto stream = stream_job.get();
-  first_error.insert(first_error.end(), span_error.begin(), span_error.end());
-  first_error.insert(first_error.end(), stream_error.begin(), stream_error.end());
-  if (!detect.ok() || !span.ok() || !stream.ok()) {
+  // The compiles are independent and take most of a load: run them side
+  // by side (each collects its own errors).
+  const std::string cache = CacheDir(options);
+  const auto& rules_ref = impl->rules;
+  const auto& pats = impl->patterns;
+  std::vector<std::vector<std::string>> job_errors(kWhereCount + 2);
+  std::vector<std::future<Result<Db>>> jobs;
+  jobs.push_back(std::async(std::launch::async, [&] {
+    return CompileDb(rules_ref, pats, HS_MODE_BLOCK, HS_FLAG_SOM_LEFTMOST, false, [](const Pattern& p) { return p.span; },
+                     cache, &job_errors[0]);
+  }));
+  jobs.push_back(std::async(std::launch::async, [&] {
+    return CompileDb(rules_ref, pats, HS_MODE_STREAM, 0, false, [](const Pattern&) { return true; }, cache,
+                     &job_errors[1]);
+  }));
+  for (int w = 0; w < kWhereCount; ++w) {
+    jobs.push_back(std::async(std::launch::async, [&, w] {
+      return CompileDb(rules_ref, pats, HS_MODE_BLOCK, HS_FLAG_SINGLEMATCH, true,
+                       [&](const Pattern& p) { return rules_ref[p.rule].AppliesTo(static_cast<Where>(w)); }, cache,
+                       &job_errors[static_cast<size_t>(w) + 2]);
+    }));
+  }
+  std::vector<Result<Db>> dbs;
+  for (auto& j : jobs) dbs.push_back(j.get());
+  for (auto& e : job_errors) first_error.insert(first_error.end(), e.begin(), e.end());
+  bool compiled = std::all_of(dbs.begin(), dbs.end(), [](const Result<Db>& d) { return d.ok(); });
+  if (!compiled) {
     // A multi-pattern compile stops at the first bad pattern: compile each
     // on its own to report every one.
     for (const auto& rule : impl->rules) {
@@ -437,9 +509,9 @@ LoadResult Compile(std::vector<Rule> rules, const LoadOptions& options) {
     if (errors.empty()) errors = std::move(first_error);  // only the combination fails
     return {nullptr, std::move(errors)};
   }
-  impl->detect = std::move(*detect);
-  impl->span = std::move(*span);
-  impl->stream = std::move(*stream);
+  impl->span = std::move(dbs[0]).value();
+  impl->stream = std::move(dbs[1]).value();
+  for (int w = 0; w < kWhereCount; ++w) impl->detect[w] = std::move(dbs[static_cast<size_t>(w) + 2]).value();
   std::shared_ptr<const RuleSet> set(new RuleSet(std::move(impl)));
   if (options.check_examples) {
     auto failures = set->CheckExamples();
