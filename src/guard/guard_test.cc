@@ -452,3 +452,37 @@ TEST(Load, CompiledDatabasesAreCachedAndACorruptEntryIsRebuilt) {
 
 }  // namespace
 }  // namespace aigis::guard
+
+namespace aigis::guard {
+namespace {
+
+// Every shipped rule against its own examples (the loader runs them), both
+// from the source tree and as compiled into the binary.
+TEST(ShippedRules, EveryRuleMatchesItsExamples) {
+  LoadOptions opts;
+  opts.cache_dir = ::testing::TempDir() + "/aigis-guard-shipped-cache";  // the second load reads the first's
+  auto builtin = LoadBuiltinRules(opts);
+  for (const auto& e : builtin.errors) ADD_FAILURE() << e;
+  auto r = LoadRules({std::string(AIGIS_SOURCE_DIR) + "/rules/guard"}, opts);
+  for (const auto& e : r.errors) ADD_FAILURE() << e;
+  ASSERT_NE(r.rules, nullptr);
+  const auto& rules = r.rules->rules();
+  EXPECT_GE(rules.size(), 250u);
+  ASSERT_NE(builtin.rules, nullptr);
+  EXPECT_EQ(builtin.rules->rules().size(), rules.size());
+  std::map<std::string, int> per_category;
+  for (const auto& rule : rules) {
+    EXPECT_GE(rule.match_examples.size(), 1u) << rule.id;
+    EXPECT_GE(rule.no_match_examples.size(), 1u) << rule.id;
+    EXPECT_FALSE(rule.message.empty()) << rule.id;
+    ++per_category[rule.category];
+  }
+  for (const char* c : {"prompt_injection", "jailbreak", "system_prompt_extraction", "obfuscation", "secrets", "pii",
+                        "sql_injection", "command_injection", "path_traversal", "ssrf", "exfiltration",
+                        "tool_poisoning"}) {
+    EXPECT_GT(per_category[c], 0) << c;
+  }
+}
+
+}  // namespace
+}  // namespace aigis::guard
