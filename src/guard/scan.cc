@@ -247,6 +247,7 @@ class Scanner {
 class StreamImpl final : public RuleSet::Stream {
  public:
   static constexpr size_t kTail = 64 * 1024;
+  static constexpr size_t kWindow = 4 * 1024;
 
   StreamImpl(const RuleSet::Impl& impl, Where where) : impl_(impl), where_(where) {
     scratch_ = ScratchFor(impl_);
@@ -294,20 +295,34 @@ class StreamImpl final : public RuleSet::Stream {
     }
     tail_.append(text);
     size_t tail_start = offset_ + text.size() - tail_.size();
-    bool hit = false;
+    std::vector<const Rule*> hit;
     for (const Hit& h : c.hits) {
-      if (h.pattern < impl_.patterns.size() && impl_.rules[impl_.patterns[h.pattern].rule].AppliesTo(where_)) hit = true;
+      if (h.pattern >= impl_.patterns.size()) continue;
+      const Rule* r = &impl_.rules[impl_.patterns[h.pattern].rule];
+      if (r->AppliesTo(where_) && std::find(hit.begin(), hit.end(), r) == hit.end()) hit.push_back(r);
     }
-    if (hit) {
+    if (!hit.empty()) {
       // Re-find the spans in the tail; report those that end in this chunk
-      // and were not reported before.
-      Scanner s(impl_, where_);
-      for (Finding f : s.Run(tail_, /*decode=*/false)) {
-        f.begin += tail_start;
-        f.end += tail_start;
-        if (f.end <= offset_ || f.end <= reported_to_) continue;
-        out.push_back(f);
-      }
+      // and were not reported before. The last kWindow bytes first (most
+      // matches are short); the whole tail when a rule that hit is not
+      // found there (its match starts earlier).
+      auto rescan = [&](size_t from) {
+        std::vector<Finding> found;
+        Scanner s(impl_, where_);
+        for (Finding f : s.Run(std::string_view(tail_).substr(from), /*decode=*/false)) {
+          f.begin += tail_start + from;
+          f.end += tail_start + from;
+          if (f.end <= offset_ || f.end <= reported_to_) continue;
+          found.push_back(f);
+        }
+        return found;
+      };
+      size_t from = tail_.size() > kWindow + text.size() ? tail_.size() - kWindow - text.size() : 0;
+      out = rescan(from);
+      bool all = std::all_of(hit.begin(), hit.end(), [&](const Rule* r) {
+        return std::any_of(out.begin(), out.end(), [&](const Finding& f) { return f.rule == r; });
+      });
+      if (!all && from > 0) out = rescan(0);
       for (const Finding& f : out) reported_to_ = std::max(reported_to_, f.end);
     }
     offset_ += text.size();

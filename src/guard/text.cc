@@ -29,6 +29,7 @@ bool IsAscii(std::string_view text) {
 }
 
 bool SanitizeUtf8(std::string_view text, std::string* out) {
+  if (IsAscii(text)) return false;  // 8 bytes at a time: most text stops here
   bool changed = false;
   int32_t i = 0;
   const auto* s = reinterpret_cast<const uint8_t*>(text.data());
