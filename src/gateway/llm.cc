@@ -325,6 +325,22 @@ bool VisitContent(json::value& content, std::string_view role, const TextRewrite
   return changed;
 }
 
+// The content of each chat choice's `member` ("message" in a body, "delta"
+// in a stream event).
+bool VisitChoices(json::object& obj, std::string_view member, const TextRewriter& fn) {
+  bool changed = false;
+  if (auto* choices = obj.if_contains("choices"); choices && choices->is_array()) {
+    for (auto& ch : choices->get_array()) {
+      auto* co = ch.if_object();
+      auto* m = co ? co->if_contains(member) : nullptr;
+      if (m && m->is_object()) {
+        if (auto* c = m->get_object().if_contains("content")) changed |= VisitContent(*c, "assistant", fn);
+      }
+    }
+  }
+  return changed;
+}
+
 std::string RoleOf(const json::object& o, std::string_view fallback) {
   const auto* role = o.if_contains("role");
   return role && role->is_string() ? std::string(role->get_string()) : std::string(fallback);
@@ -410,16 +426,7 @@ std::optional<bool> RewriteResponseText(Protocol p, Endpoint e, std::string* bod
       }
     }
   } else if (e == Endpoint::kChatCompletions) {
-    // {"choices":[{"message":{"content":...}}]}
-    if (auto* choices = obj.if_contains("choices"); choices && choices->is_array()) {
-      for (auto& ch : choices->get_array()) {
-        auto* co = ch.if_object();
-        if (!co) continue;
-        if (auto* m = co->if_contains("message"); m && m->is_object()) {
-          if (auto* c = m->get_object().if_contains("content")) changed |= VisitContent(*c, "assistant", fn);
-        }
-      }
-    }
+    changed |= VisitChoices(obj, "message", fn);  // {"choices":[{"message":{"content":...}}]}
   }
   if (changed) *body = json::serialize(*doc);
   return changed;
@@ -444,16 +451,7 @@ std::optional<bool> RewriteEventText(Protocol p, Endpoint e, std::string_view ev
                       event == "response.output_text.delta";
     if (auto* d = obj.if_contains("delta"); d && text_delta) changed |= Visit(*d, "assistant", fn);
   } else {
-    // {"choices":[{"delta":{"content":...}}]}
-    if (auto* choices = obj.if_contains("choices"); choices && choices->is_array()) {
-      for (auto& ch : choices->get_array()) {
-        auto* co = ch.if_object();
-        if (!co) continue;
-        if (auto* d = co->if_contains("delta"); d && d->is_object()) {
-          if (auto* c = d->get_object().if_contains("content")) changed |= Visit(*c, "assistant", fn);
-        }
-      }
-    }
+    changed |= VisitChoices(obj, "delta", fn);  // {"choices":[{"delta":{"content":...}}]}
   }
   if (changed) *data = json::serialize(*doc);
   return changed;
