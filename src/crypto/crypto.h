@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,9 @@ namespace aigis::crypto {
 // generator fails: nothing secure can continue without randomness.
 std::string RandomBytes(size_t n);
 std::string Sha256(std::string_view data);                          // 32 bytes
+// SHA-256 of the concatenation of `parts`, without copying them; fast for
+// many small inputs (Merkle trees): the digest is fetched once per process.
+std::string Sha256Concat(std::initializer_list<std::string_view> parts);
 std::string HmacSha256(std::string_view key, std::string_view data);  // 32 bytes
 // Compares in time that depends only on the lengths.
 bool ConstantTimeEqual(std::string_view a, std::string_view b);

@@ -1,0 +1,261 @@
+// audit: the tamper-evident log of every decision.
+//
+// One record per gateway exchange or admin action, appended to a Merkle
+// tree per tenant (RFC 6962 / RFC 9162: leaf hash SHA-256(0x00 || record),
+// node hash SHA-256(0x01 || left || right)). Signed checkpoints (C2SP
+// tlog-checkpoint signed notes, Ed25519) commit to the tree's size and root,
+// so anyone holding a checkpoint and the public key can check, offline, that
+// no record was changed, removed or reordered.
+//
+// Contract:
+// * Records are canonical JSON (Canonicalize: RFC 8785 for objects, strings
+//   and integers; no floating-point numbers). Append canonicalizes, so the
+//   bytes hashed are the bytes stored and the bytes exported.
+// * Indexes are per tenant, start at 0 and have no gaps. Append never blocks
+//   on I/O: one writer thread batches every pending record and makes a batch
+//   durable with one fdatasync per file ("group commit"). A record is
+//   acknowledged once durable (OnDurable / WaitDurable); on start the log
+//   checks its tail and drops only what was never durable.
+// * The log fails closed: after a write error, or while the queue is full,
+//   Healthy() is an error and Append refuses; the gateway then refuses
+//   requests rather than serve them unrecorded.
+// * Reads (records, proofs, checkpoints) see the durable prefix only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/core.h"
+
+namespace aigis::audit {
+
+// ------------------------------------------------------- Merkle trees ----
+
+inline constexpr size_t kHashSize = 32;
+
+std::string LeafHash(std::string_view data);                          // SHA-256(0x00 || data)
+std::string NodeHash(std::string_view left, std::string_view right);  // SHA-256(0x01 || l || r)
+std::string EmptyRoot();                                              // SHA-256("")
+
+// The hashes of complete subtrees: Node(level, i) covers leaves
+// [i << level, (i + 1) << level).
+class NodeReader {
+ public:
+  virtual ~NodeReader() = default;
+  virtual Result<std::string> Node(int level, uint64_t index) const = 0;
+};
+
+// RFC 6962 §2.1 (MTH, PATH, PROOF) over a NodeReader holding at least `size`
+// leaves. Errors: index or sizes out of range, and the reader's errors.
+Result<std::string> RootHash(const NodeReader& nodes, uint64_t size);
+Result<std::vector<std::string>> InclusionProof(const NodeReader& nodes, uint64_t index, uint64_t size);
+Result<std::vector<std::string>> ConsistencyProof(const NodeReader& nodes, uint64_t size1, uint64_t size2);
+
+// RFC 9162 §2.1.3.2 and §2.1.4.2. Any hash that is not 32 bytes is refused.
+// A consistency proof needs 0 < size1 <= size2.
+Status VerifyInclusion(uint64_t index, uint64_t size, std::string_view leaf_hash,
+                       const std::vector<std::string>& proof, std::string_view root);
+Status VerifyConsistency(uint64_t size1, uint64_t size2, const std::vector<std::string>& proof,
+                         std::string_view root1, std::string_view root2);
+
+// The right edge of a tree: the roots of its perfect subtrees ("peaks"),
+// largest first. Enough to append leaves and compute the root.
+class Frontier {
+ public:
+  // Appends a leaf hash. `completed`, if given, receives the hashes that
+  // became complete, in post-order: the leaf, then each parent it closed.
+  void Append(std::string_view leaf_hash, std::vector<std::string>* completed = nullptr);
+  uint64_t size() const { return size_; }
+  std::string Root() const;  // EmptyRoot() for size 0
+  const std::vector<std::string>& peaks() const { return peaks_; }
+  // From the peaks of a tree of `size` leaves (one per set bit of size).
+  static Result<Frontier> FromPeaks(uint64_t size, std::vector<std::string> peaks);
+
+ private:
+  uint64_t size_ = 0;
+  std::vector<std::string> peaks_;
+};
+
+// -------------------------------------------------------------- records ----
+
+// The canonical form of a JSON text: RFC 8785 (JCS) for what records contain
+// — object members sorted by their names' UTF-16 code units, no whitespace,
+// strings escaped as JCS does, integers in decimal. Refused: invalid JSON or
+// UTF-8, duplicate member names, numbers that are not integers or are
+// outside ±(2^53 - 1).
+Result<std::string> Canonicalize(std::string_view json);
+
+// --------------------------------------------------------- checkpoints ----
+
+// A C2SP tlog-checkpoint: "<origin>\n<size>\n<base64 root>\n[ext lines]"
+// followed by a blank line and signature lines "— <name> <base64(key id ||
+// signature)>". Ed25519 key ids are the first 4 bytes of
+// SHA-256(name || 0x0A || 0x01 || public key) (C2SP signed-note).
+struct Checkpoint {
+  std::string origin;
+  uint64_t size = 0;
+  std::string root;  // 32 bytes
+  std::string note;  // the whole signed note, as issued
+};
+
+// A note verifier key: "<name>+<8 hex key id>+<base64(0x01 || 32-byte key)>".
+struct VerifierKey {
+  std::string name;
+  uint32_t id = 0;
+  std::string public_key;  // 32 bytes
+  std::string text;        // the vkey string
+};
+Result<VerifierKey> ParseVerifierKey(std::string_view text);
+// Parses a signed checkpoint note (the body only; signatures are VerifyNote's).
+Result<Checkpoint> ParseCheckpoint(std::string_view note);
+// OK if at least one signature line is by one of `keys` and every signature
+// by one of `keys` verifies; lines by other keys are ignored (C2SP).
+Status VerifyNote(std::string_view note, const std::vector<VerifierKey>& keys);
+
+// An Ed25519 note signer.
+class Signer {
+ public:
+  static Result<Signer> Generate(std::string name);
+  // From a PKCS#8 PEM private key.
+  static Result<Signer> FromPem(std::string name, std::string_view pem);
+  const std::string& name() const;
+  const VerifierKey& verifier() const;
+  Result<std::string> PrivatePem() const;
+  // The signed note for `body` (which must end in "\n").
+  Result<std::string> Sign(std::string_view body) const;
+  Signer();
+  ~Signer();
+  Signer(const Signer&);
+  Signer& operator=(const Signer&);
+
+ private:
+  struct Rep;
+  std::shared_ptr<const Rep> rep_;
+};
+
+// ----------------------------------------------------------------- log ----
+
+struct LogOptions {
+  std::string dir;  // <data_dir>/audit; one sub-directory per tenant
+  // Checkpoint origins are "<origin>/<tenant>"; the key name is `origin`.
+  std::string origin = "aigis.local/audit";
+  // Seals the signing keys (AES-256-GCM) in <dir>/keys.json; >= 32 bytes.
+  std::string master_key;
+  const Clock* clock = nullptr;  // default: the system clock
+  size_t max_batch = 8192;       // records per group commit
+  size_t max_queue = 200000;     // records waiting: beyond, Healthy() fails
+  std::chrono::milliseconds checkpoint_interval{10000};  // 0: on demand only
+  bool fsync = true;             // false only in tests and benchmarks
+};
+
+// One record to append. `json` is canonicalized; `time` and `request_id`
+// go to the index for reads by time and by request id.
+struct Entry {
+  std::string tenant = "default";
+  std::string request_id;
+  WallTime time{};
+  std::string json;
+};
+
+struct Query {
+  uint64_t from = 0;                  // index range [from, to)
+  uint64_t to = UINT64_MAX;
+  std::optional<WallTime> since, until;  // record time in [since, until)
+  std::string principal;              // equals the record's principal.id or "kind:id"
+  std::string decision;               // allow | deny | error
+  size_t limit = 100;
+};
+
+struct KeyInfo {
+  int version = 0;
+  std::string vkey;
+  std::string created, retired;  // RFC 3339; retired "" while current
+};
+
+struct LogStats {
+  uint64_t appended = 0, batches = 0, syncs = 0, bytes = 0;
+  uint64_t queued = 0;  // waiting for the writer now
+  uint64_t checkpoints = 0;
+};
+
+// What a verification found. `kind`: "" when ok, else modified | missing |
+// reordered | truncated | bad_signature | inconsistent | malformed.
+struct VerifyReport {
+  bool ok = false;
+  std::string kind;
+  std::optional<uint64_t> index;  // the first bad index, when one is known
+  std::string message;
+  uint64_t records = 0;       // records checked
+  uint64_t checkpoints = 0;   // checkpoints verified
+  std::string ToString() const;
+};
+
+class Log {
+ public:
+  // Opens (creating) the log, recovers each tenant's tail, loads or creates
+  // the signing key, starts the writer. Fails on damage it cannot repair
+  // without losing acknowledged records, and on a wrong master key.
+  static Result<std::unique_ptr<Log>> Open(LogOptions options);
+  ~Log();  // flushes, then stops the writer
+
+  // Queues a record; returns its index. Refused when unhealthy, on a bad
+  // tenant name, or when `json` is not acceptable (Canonicalize).
+  Result<uint64_t> Append(const Entry& entry);
+  // `done` runs once the record is durable (OK) or the log failed (error),
+  // on the writer thread, or at once if already decided. Keep it short.
+  void OnDurable(const std::string& tenant, uint64_t index, std::function<void(Status)> done);
+  Status WaitDurable(const std::string& tenant, uint64_t index);
+  Status Flush();  // every record appended so far is durable
+  Status Healthy() const;
+
+  std::vector<std::string> Tenants() const;
+  uint64_t Size(const std::string& tenant) const;  // durable records
+  Result<std::string> Record(const std::string& tenant, uint64_t index) const;
+  Result<std::optional<uint64_t>> FindRequest(const std::string& tenant, std::string_view request_id) const;
+  Result<std::vector<std::pair<uint64_t, std::string>>> Read(const std::string& tenant, const Query& q) const;
+  Result<std::string> RootHash(const std::string& tenant, uint64_t size) const;
+  Result<std::vector<std::string>> InclusionProof(const std::string& tenant, uint64_t index, uint64_t size) const;
+  Result<std::vector<std::string>> ConsistencyProof(const std::string& tenant, uint64_t size1, uint64_t size2) const;
+
+  // Signs a checkpoint of the durable tree now (the latest is returned
+  // unchanged if the size did not move).
+  Result<Checkpoint> IssueCheckpoint(const std::string& tenant);
+  Result<Checkpoint> LatestCheckpoint(const std::string& tenant) const;
+  // Writes [from, to) as export lines (see docs/audit.md) to `out`; `to` is
+  // clamped to the latest checkpoint's size, which is returned.
+  Result<Checkpoint> Export(const std::string& tenant, uint64_t from, uint64_t to, std::ostream& out);
+  // The offline verifier's check, run on this log's files.
+  VerifyReport Verify(const std::string& tenant) const;
+
+  std::vector<KeyInfo> Keys() const;
+  std::vector<VerifierKey> VerifierKeys() const;
+  Status RotateKey();  // new key version; checkpoints are signed with it from now on
+
+  LogStats stats() const;
+
+ private:
+  Log();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ------------------------------------------------------------ verifier ----
+
+// An export (header line, then one line per record) against signed
+// checkpoints: recomputes the tree, checks every checkpoint's signature and
+// that each one's root is the root of the records it covers (which also
+// proves the checkpoints consistent with one another).
+VerifyReport VerifyExport(std::istream& lines, const std::vector<std::string>& checkpoint_notes,
+                          const std::vector<VerifierKey>& keys);
+// The same against a log directory (<dir>/<tenant>/...), offline. With no
+// `keys`, the public keys in <dir>/keys.json are used.
+VerifyReport VerifyDirectory(const std::string& dir, const std::string& tenant, std::vector<VerifierKey> keys);
+
+}  // namespace aigis::audit

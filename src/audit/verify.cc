@@ -1,0 +1,343 @@
+// The offline verifier: recomputes a log's tree from its records and checks
+// it against signed checkpoints, naming the first bad index and the kind of
+// damage.
+//
+// What the evidence allows:
+// * A signed checkpoint authenticates a root. If the root recomputed from
+//   the records matches, every record up to that size is authentic.
+// * The leaf hashes listed next to the records (the export's "leaf_hash",
+//   the log's tree file) localise damage: when the root of the *listed*
+//   hashes matches the checkpoint, they are authentic too, and the first
+//   record whose own hash differs from its listed one is the first bad
+//   index. A record whose hash is listed at another index was moved
+//   (reordered); otherwise it was modified.
+// * Gaps and repeats in the index sequence show deleted and reordered
+//   lines; a checkpoint beyond the last record shows truncation.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <istream>
+#include <map>
+
+#include "audit/internal.h"
+#include "crypto/crypto.h"
+
+namespace aigis::audit {
+
+std::string VerifyReport::ToString() const {
+  if (ok) return fmt::format("ok: {} records, {} checkpoints verified", records, checkpoints);
+  return fmt::format("FAILED: {}{}: {}", kind, index ? fmt::format(" at index {}", *index) : "", message);
+}
+
+namespace internal {
+
+namespace {
+
+VerifyReport Fail(std::string kind, std::optional<uint64_t> index, std::string message) {
+  VerifyReport r;
+  r.kind = std::move(kind);
+  r.index = index;
+  r.message = std::move(message);
+  return r;
+}
+
+}  // namespace
+
+VerifyReport Verify(const VerifyInput& in, const std::function<Result<bool>(ListedRecord*)>& next) {
+  // 1. Checkpoints: every signature, then by size.
+  std::vector<Checkpoint> cps;
+  for (const auto& note : in.notes) {
+    auto cp = ParseCheckpoint(note);
+    if (!cp.ok()) return Fail("malformed", std::nullopt, cp.status().message());
+    if (Status st = VerifyNote(note, in.keys); !st.ok()) {
+      return Fail("bad_signature", std::nullopt, fmt::format("checkpoint of size {}: {}", cp->size, st.message()));
+    }
+    cps.push_back(std::move(cp).value());
+  }
+  if (cps.empty()) return Fail("malformed", std::nullopt, "no checkpoint to verify against");
+  std::sort(cps.begin(), cps.end(), [](const Checkpoint& a, const Checkpoint& b) { return a.size < b.size; });
+  for (size_t i = 1; i < cps.size(); ++i) {
+    if (cps[i].size == cps[i - 1].size && cps[i].root != cps[i - 1].root) {
+      return Fail("inconsistent", cps[i].size == 0 ? std::nullopt : std::optional<uint64_t>(cps[i].size - 1),
+                  fmt::format("two signed checkpoints of size {} have different roots", cps[i].size));
+    }
+  }
+
+  auto frontier = Frontier::FromPeaks(in.from, in.frontier);
+  if (!frontier.ok()) return Fail("malformed", std::nullopt, "the frontier: " + frontier.status().message());
+  Frontier listed = *frontier, actual = *frontier;
+
+  VerifyReport report;
+  uint64_t expected = in.from;
+  // The first anomalies seen, by kind.
+  std::optional<uint64_t> gap_at;               // an index that was skipped
+  bool gap_seen_later = false;                  // ... and appeared later (reordered)
+  std::optional<uint64_t> out_of_order_at;      // an index that came again or too early
+  std::optional<uint64_t> first_mismatch;       // record hash != listed hash
+  std::string first_mismatch_hash;              // the record's own hash there
+  std::optional<uint64_t> moved_from;           // that hash is listed at this index
+  size_t cp = 0;
+  while (cp < cps.size() && cps[cp].size < in.from) ++cp;  // not coverable by these records
+  uint64_t skipped_cps = cp;
+  std::optional<VerifyReport> root_failure;
+
+  ListedRecord rec;
+  for (;;) {
+    auto more = next(&rec);
+    if (!more.ok()) return Fail("malformed", expected, more.status().message());
+    if (!*more) break;
+    ++report.records;
+    if (gap_at && rec.index == *gap_at) gap_seen_later = true;
+    if (first_mismatch && !moved_from && rec.leaf_hash == first_mismatch_hash) moved_from = rec.index;
+    if (gap_at || out_of_order_at) continue;  // the sequence is broken: only classifying now
+    if (rec.index != expected) {
+      if (rec.index > expected) {
+        gap_at = expected;
+      } else {
+        out_of_order_at = expected;
+      }
+      continue;
+    }
+    std::string own = LeafHash(rec.record);
+    if (rec.leaf_hash.empty()) rec.leaf_hash = own;
+    if (own != rec.leaf_hash && !first_mismatch) {
+      first_mismatch = rec.index;
+      first_mismatch_hash = own;
+    }
+    listed.Append(rec.leaf_hash);
+    actual.Append(own);
+    ++expected;
+    for (; cp < cps.size() && cps[cp].size == expected; ++cp) {
+      if (actual.Root() == cps[cp].root) {
+        ++report.checkpoints;
+        continue;
+      }
+      if (!root_failure) {
+        std::string why = listed.Root() == cps[cp].root
+                              ? "its hash differs from the one the signed tree holds"
+                              : "the records and their listed hashes do not match the signed root";
+        root_failure = Fail("modified", first_mismatch,
+                            fmt::format("records up to {} do not match the checkpoint of size {}: {}", expected - 1,
+                                        cps[cp].size, why));
+      }
+    }
+  }
+  if (cp < cps.size() && cps[cp].size == in.from && in.from == 0) ++report.checkpoints;  // the empty tree
+
+  // 2. The first anomaly by index wins.
+  std::vector<VerifyReport> found;
+  if (root_failure) {
+    VerifyReport r = *root_failure;
+    if (first_mismatch && moved_from && *moved_from != *first_mismatch) {
+      r.kind = "reordered";
+      r.message = fmt::format("the record at index {} is the one the signed tree holds at index {}", *first_mismatch,
+                              *moved_from);
+    } else if (first_mismatch) {
+      r.message = fmt::format("the record at index {} was modified: {}", *first_mismatch, r.message);
+    }
+    found.push_back(std::move(r));
+  }
+  if (gap_at) {
+    found.push_back(gap_seen_later
+                        ? Fail("reordered", gap_at, fmt::format("index {} appears later, out of order", *gap_at))
+                        : Fail("missing", gap_at, fmt::format("index {} is missing", *gap_at)));
+  }
+  if (out_of_order_at) {
+    found.push_back(Fail("reordered", out_of_order_at,
+                         fmt::format("an earlier index appears where index {} should be", *out_of_order_at)));
+  }
+  if (!gap_at && !out_of_order_at && cp < cps.size()) {
+    found.push_back(Fail("truncated", expected,
+                         fmt::format("the records end before index {}, but a signed checkpoint covers {} records",
+                                     expected, cps.back().size)));
+  }
+  if (!found.empty()) {
+    auto first = std::min_element(found.begin(), found.end(), [](const VerifyReport& a, const VerifyReport& b) {
+      return a.index.value_or(UINT64_MAX) < b.index.value_or(UINT64_MAX);
+    });
+    VerifyReport r = *first;
+    r.records = report.records;
+    r.checkpoints = report.checkpoints;
+    return r;
+  }
+  if (report.checkpoints == 0) {
+    return Fail("malformed", std::nullopt,
+                fmt::format("no checkpoint covers these records (indexes {} to {}; {} checkpoints are older)", in.from,
+                            expected == 0 ? 0 : expected - 1, skipped_cps));
+  }
+  report.ok = true;
+  return report;
+}
+
+}  // namespace internal
+
+VerifyReport VerifyExport(std::istream& lines, const std::vector<std::string>& checkpoint_notes,
+                          const std::vector<VerifierKey>& keys) {
+  namespace json = boost::json;
+  internal::VerifyInput in;
+  in.notes = checkpoint_notes;
+  in.keys = keys;
+  std::string line;
+  uint64_t line_no = 1;
+  auto bad = [](uint64_t n, std::string why) {
+    VerifyReport r;
+    r.kind = "malformed";
+    r.message = fmt::format("line {}: {}", n, why);
+    return r;
+  };
+  if (!std::getline(lines, line)) return bad(1, "the export is empty");
+  {
+    json::error_code ec;
+    json::value h = json::parse(line, ec);
+    if (ec || !h.is_object() || !h.as_object().contains("aigis_audit_export")) {
+      return bad(1, "not an aigis audit export header");
+    }
+    const auto& o = h.as_object();
+    const json::value* from = o.if_contains("from");
+    if (from == nullptr || !from->is_number()) return bad(1, "the header has no \"from\"");
+    in.from = from->to_number<uint64_t>(ec);
+    if (ec) return bad(1, "\"from\" is not an index");
+    if (const json::value* f = o.if_contains("frontier"); f != nullptr && f->is_array()) {
+      for (const auto& p : f->as_array()) {
+        auto raw = p.is_string() ? crypto::Base64Decode(std::string_view(p.as_string())) : Result<std::string>(InvalidArgument(""));
+        if (!raw.ok()) return bad(1, "a frontier hash is not base64");
+        in.frontier.push_back(std::move(raw).value());
+      }
+    }
+  }
+  auto next = [&](internal::ListedRecord* rec) -> Result<bool> {
+    while (std::getline(lines, line)) {
+      ++line_no;
+      if (line.empty()) continue;
+      json::error_code ec;
+      json::value v = json::parse(line, ec);
+      if (ec || !v.is_object()) return InvalidArgument(fmt::format("line {}: not JSON", line_no));
+      const auto& o = v.as_object();
+      const json::value* index = o.if_contains("index");
+      const json::value* record = o.if_contains("record");
+      if (index == nullptr || record == nullptr) {
+        return InvalidArgument(fmt::format("line {}: needs \"index\" and \"record\"", line_no));
+      }
+      rec->index = index->to_number<uint64_t>(ec);
+      if (ec) return InvalidArgument(fmt::format("line {}: \"index\" is not an index", line_no));
+      auto canonical = Canonicalize(json::serialize(*record));
+      // A record that is no longer canonical JSON was edited: hash what is there.
+      rec->record = canonical.ok() ? std::move(canonical).value() : json::serialize(*record);
+      rec->leaf_hash.clear();
+      if (const json::value* h = o.if_contains("leaf_hash"); h != nullptr && h->is_string()) {
+        auto raw = crypto::Base64Decode(std::string_view(h->as_string()));
+        if (!raw.ok()) return InvalidArgument(fmt::format("line {}: \"leaf_hash\" is not base64", line_no));
+        rec->leaf_hash = std::move(raw).value();
+      }
+      return true;
+    }
+    return false;
+  };
+  return internal::Verify(in, next);
+}
+
+namespace {
+
+// Verifies `size` records (all the index file holds, when nullopt) of a
+// tenant directory; the log uses it with its durable size.
+VerifyReport VerifyTenantDir(const std::string& dir, const std::string& tenant, std::vector<VerifierKey> keys,
+                             std::optional<uint64_t> size, std::optional<std::vector<std::string>> notes) {
+  auto fail = [](std::string why) {
+    VerifyReport r;
+    r.kind = "malformed";
+    r.message = std::move(why);
+    return r;
+  };
+  if (!internal::ValidTenant(tenant)) return fail(fmt::format("bad tenant name \"{}\"", tenant));
+  if (keys.empty()) {
+    auto k = internal::ReadPublicKeys(dir);
+    if (!k.ok()) return fail(k.status().message());
+    keys = std::move(k).value();
+  }
+  std::string base = dir + "/" + tenant + "/";
+  struct Fd {
+    int fd = -1;
+    ~Fd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } records, index, tree;
+  records.fd = ::open((base + "records").c_str(), O_RDONLY | O_CLOEXEC);
+  index.fd = ::open((base + "index").c_str(), O_RDONLY | O_CLOEXEC);
+  tree.fd = ::open((base + "tree").c_str(), O_RDONLY | O_CLOEXEC);
+  if (records.fd < 0 || index.fd < 0 || tree.fd < 0) return fail(fmt::format("{}: the log files are missing", base));
+  struct stat st {};
+  ::fstat(index.fd, &st);
+  uint64_t n = size.value_or(static_cast<uint64_t>(st.st_size) / internal::kIndexEntry);
+  ::fstat(tree.fd, &st);
+  uint64_t tree_leaves = n;
+  while (tree_leaves > 0 && internal::TreeNodes(tree_leaves) * kHashSize > static_cast<uint64_t>(st.st_size)) --tree_leaves;
+
+  internal::VerifyInput in;
+  if (notes) {
+    in.notes = std::move(*notes);
+  } else {
+    auto read = internal::ReadCheckpointNotes(base + "checkpoints");
+    if (!read.ok()) return fail(read.status().message());
+    in.notes = std::move(read).value();
+  }
+  in.keys = std::move(keys);
+  uint64_t i = 0, expected_offset = 0;
+  std::string idx_buf;
+  uint64_t idx_buf_first = 0;
+  auto next = [&](internal::ListedRecord* rec) -> Result<bool> {
+    if (i >= n) return false;
+    if (i < idx_buf_first || i >= idx_buf_first + idx_buf.size() / internal::kIndexEntry) {
+      size_t count = static_cast<size_t>(std::min<uint64_t>(n - i, 4096));
+      auto b = internal::ReadAt(index.fd, count * internal::kIndexEntry, i * internal::kIndexEntry, base + "index");
+      if (!b.ok()) return b.status().code() == Code::kNotFound ? Result<bool>(false) : b.status();
+      idx_buf = std::move(b).value();
+      idx_buf_first = i;
+    }
+    auto e = internal::DecodeIndex(std::string_view(idx_buf).substr((i - idx_buf_first) * internal::kIndexEntry,
+                                                                    internal::kIndexEntry));
+    if (e.offset != expected_offset) {
+      return InvalidArgument(fmt::format("index {}: the index points at byte {}, the previous record ends at {}", i,
+                                         e.offset, expected_offset));
+    }
+    // A file that ends early is truncation (Verify reports it against the
+    // checkpoints), not a parse error.
+    auto len = internal::ReadAt(records.fd, 4, e.offset, base + "records");
+    if (!len.ok()) return len.status().code() == Code::kNotFound ? Result<bool>(false) : len.status();
+    uint32_t l = 0;
+    for (int k = 3; k >= 0; --k) l = (l << 8) | static_cast<unsigned char>((*len)[static_cast<size_t>(k)]);
+    if (l > internal::kMaxRecord) return InvalidArgument(fmt::format("index {}: a frame of {} bytes", i, l));
+    auto bytes = internal::ReadAt(records.fd, l, e.offset + 4, base + "records");
+    if (!bytes.ok()) return bytes.status().code() == Code::kNotFound ? Result<bool>(false) : bytes.status();
+    rec->index = i;
+    rec->record = std::move(bytes).value();
+    rec->leaf_hash.clear();
+    if (i < tree_leaves) {
+      auto h = internal::ReadAt(tree.fd, kHashSize, internal::LeafPosition(i) * kHashSize, base + "tree");
+      if (h.ok()) rec->leaf_hash = std::move(h).value();
+    }
+    expected_offset = e.offset + 4 + l;
+    ++i;
+    return true;
+  };
+  return internal::Verify(in, next);
+}
+
+}  // namespace
+
+VerifyReport VerifyDirectory(const std::string& dir, const std::string& tenant, std::vector<VerifierKey> keys) {
+  return VerifyTenantDir(dir, tenant, std::move(keys), std::nullopt, std::nullopt);
+}
+
+namespace internal {
+VerifyReport VerifyLive(const std::string& dir, const std::string& tenant, std::vector<VerifierKey> keys,
+                        uint64_t size, std::vector<std::string> notes) {
+  return VerifyTenantDir(dir, tenant, std::move(keys), size, std::move(notes));
+}
+}  // namespace internal
+
+}  // namespace aigis::audit
