@@ -19,11 +19,13 @@
 #include <optional>
 #include <utility>
 
+#include "admin/internal.h"
 #include "crypto/crypto.h"
 
 namespace aigis::admin {
 
-namespace {
+// Helpers shared with audit.cc (admin/internal.h), then this file's own.
+namespace internal {
 
 namespace json = boost::json;
 using gateway::HttpRequest;
@@ -120,30 +122,27 @@ bool IsCleanText(std::string_view s) {
          });
 }
 
-struct Query {
-  std::vector<std::pair<std::string, std::string>> items;
+const std::string* Query::Find(std::string_view key) const {
+  for (const auto& [k, v] : items) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
 
-  const std::string* Find(std::string_view key) const {
-    for (const auto& [k, v] : items) {
-      if (k == key) return &v;
+std::string Query::Get(std::string_view key) const {
+  const std::string* v = Find(key);
+  return v ? *v : std::string();
+}
+
+Status Query::Only(std::initializer_list<std::string_view> allowed) const {
+  for (const auto& [k, v] : items) {
+    if (k == "tenant") continue;
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      return InvalidArgument(fmt::format("unknown query parameter '{}'", Printable(k)));
     }
-    return nullptr;
   }
-  std::string Get(std::string_view key) const {
-    const std::string* v = Find(key);
-    return v ? *v : std::string();
-  }
-  // Every parameter must be one of `allowed` (or "tenant").
-  Status Only(std::initializer_list<std::string_view> allowed) const {
-    for (const auto& [k, v] : items) {
-      if (k == "tenant") continue;
-      if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
-        return InvalidArgument(fmt::format("unknown query parameter '{}'", Printable(k)));
-      }
-    }
-    return {};
-  }
-};
+  return {};
+}
 
 Result<Query> ParseQuery(std::string_view text) {
   Query q;
@@ -796,7 +795,9 @@ Result<std::optional<std::string>> CreateTokenFile(const std::string& path) {
   return std::optional<std::string>(std::move(token));
 }
 
-}  // namespace
+}  // namespace internal
+
+using namespace internal;  // NOLINT: this file's own helpers
 
 Result<std::string> LoadAdminToken(const std::string& data_dir, const char* env_value, bool* created,
                                    std::string* path) {

@@ -25,6 +25,7 @@
 #include <memory>
 #include <string>
 
+#include "audit/audit.h"
 #include "authz/authz.h"
 #include "core/core.h"
 #include "gateway/gateway.h"
@@ -70,5 +71,16 @@ gateway::HttpResponse HandleOpenFga(authz::Service& svc, const AdminOptions& opt
 // Mounts HandleOpenFga on the admin listener at "/stores" and "/stores/"
 // (blocking). Call before Gateway::Start().
 void InstallOpenFga(gateway::Gateway& gw, std::shared_ptr<authz::Service> svc, AdminOptions opt);
+
+// The audit log's API under /admin/v1/audit/ (docs/audit.md): checkpoint
+// (GET latest, POST issue), keys (GET, POST keys/rotate), records (GET with
+// from, to, since, until, principal, decision, limit; records/{index}),
+// proof/inclusion (index or request_id, size), proof/consistency (from, to),
+// export (from, to; JSON lines), verify (POST). Same token and tenant rules.
+gateway::HttpResponse HandleAudit(audit::Log& log, const std::string& origin, const AdminOptions& opt,
+                                  const gateway::HttpRequest& req);
+// Mounts HandleAudit at "/admin/v1/audit/" (blocking). Call before Install,
+// whose "/admin/v1/" prefix would otherwise take these paths.
+void InstallAudit(gateway::Gateway& gw, std::shared_ptr<audit::Log> log, std::string origin, AdminOptions opt);
 
 }  // namespace aigis::admin

@@ -164,6 +164,10 @@ struct Entry {
   std::string json;
 };
 
+// A tenant name the log accepts (it names a directory): 1-64 of
+// [A-Za-z0-9._-], starting with a letter or digit.
+bool ValidTenant(std::string_view tenant);
+
 struct Query {
   uint64_t from = 0;                  // index range [from, to)
   uint64_t to = UINT64_MAX;
@@ -249,7 +253,7 @@ class Log {
 // ------------------------------------------------------------ verifier ----
 
 // An export (header line, then one line per record) against signed
-// checkpoints: recomputes the tree, checks every checkpoint's signature and
+// checkpoints (those given and the one in the export's header): recomputes the tree, checks every checkpoint's signature and
 // that each one's root is the root of the records it covers (which also
 // proves the checkpoints consistent with one another).
 VerifyReport VerifyExport(std::istream& lines, const std::vector<std::string>& checkpoint_notes,

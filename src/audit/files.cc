@@ -53,6 +53,9 @@ IndexEntry DecodeIndex(std::string_view b) {
 
 uint64_t RequestIdHash(std::string_view request_id) { return GetU64(crypto::Sha256(request_id)); }
 
+}  // namespace aigis::audit::internal
+
+namespace aigis::audit {
 bool ValidTenant(std::string_view t) {
   if (t.empty() || t.size() > 64) return false;
   for (size_t i = 0; i < t.size(); ++i) {
@@ -63,6 +66,9 @@ bool ValidTenant(std::string_view t) {
   }
   return true;
 }
+}  // namespace aigis::audit
+
+namespace aigis::audit::internal {
 
 Status WriteAt(int fd, std::string_view data, uint64_t offset, const std::string& what) {
   while (!data.empty()) {

@@ -41,7 +41,7 @@ std::string EncodeIndex(const IndexEntry& e);
 IndexEntry DecodeIndex(std::string_view bytes);  // kIndexEntry bytes
 uint64_t RequestIdHash(std::string_view request_id);
 
-bool ValidTenant(std::string_view tenant);
+using audit::ValidTenant;
 
 // Whole-buffer positional I/O; errors name the file.
 Status WriteAt(int fd, std::string_view data, uint64_t offset, const std::string& what);

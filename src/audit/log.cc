@@ -769,7 +769,8 @@ Result<Checkpoint> Log::Export(const std::string& tenant, uint64_t from, uint64_
                                                     {"tenant", tenant},
                                                     {"from", from},
                                                     {"to", to},
-                                                    {"frontier", std::move(frontier)}})
+                                                    {"frontier", std::move(frontier)},
+                                                    {"checkpoint", cp.note}})
       << "\n";
   constexpr uint64_t kChunk = 4096;
   for (uint64_t begin = from; begin < to; begin += kChunk) {

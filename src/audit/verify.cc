@@ -51,7 +51,10 @@ VerifyReport Fail(std::string kind, std::optional<uint64_t> index, std::string m
 VerifyReport Verify(const VerifyInput& in, const std::function<Result<bool>(ListedRecord*)>& next) {
   // 1. Checkpoints: every signature, then by size.
   std::vector<Checkpoint> cps;
-  for (const auto& note : in.notes) {
+  std::vector<std::string> notes = in.notes;
+  std::sort(notes.begin(), notes.end());
+  notes.erase(std::unique(notes.begin(), notes.end()), notes.end());  // the same note given twice
+  for (const auto& note : notes) {
     auto cp = ParseCheckpoint(note);
     if (!cp.ok()) return Fail("malformed", std::nullopt, cp.status().message());
     if (Status st = VerifyNote(note, in.keys); !st.ok()) {
@@ -202,6 +205,11 @@ VerifyReport VerifyExport(std::istream& lines, const std::vector<std::string>& c
     if (from == nullptr || !from->is_number()) return bad(1, "the header has no \"from\"");
     in.from = from->to_number<uint64_t>(ec);
     if (ec) return bad(1, "\"from\" is not an index");
+    // The export's own checkpoint counts like one given separately: its
+    // signature is what makes it trustworthy, not where it came from.
+    if (const json::value* c = o.if_contains("checkpoint"); c != nullptr && c->is_string()) {
+      in.notes.emplace_back(c->as_string().data(), c->as_string().size());
+    }
     if (const json::value* f = o.if_contains("frontier"); f != nullptr && f->is_array()) {
       for (const auto& p : f->as_array()) {
         auto raw = p.is_string() ? crypto::Base64Decode(std::string_view(p.as_string())) : Result<std::string>(InvalidArgument(""));

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "audit/audit.h"
 #include "config/config.h"
 #include "crypto/crypto.h"
 #include "gateway/gateway.h"
@@ -290,6 +291,29 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
   opts.commit = kCommit;
   opts.identity = id;
   opts.authz = authz_service;
+  std::shared_ptr<audit::Log> audit_log;
+  if (cfg.audit.enabled) {
+    auto master = identity::DecodeMasterKey(cfg.identity.master_key.Reveal());
+    if (!master.ok()) {
+      spdlog::error("audit: {}", master.status().message());
+      return 2;
+    }
+    audit::LogOptions lo;
+    lo.dir = (std::filesystem::path(cfg.data_dir) / "audit").string();
+    lo.origin = cfg.audit.origin;
+    lo.master_key = *master;
+    lo.checkpoint_interval = cfg.audit.checkpoint_interval;
+    lo.max_queue = cfg.audit.max_queue;
+    auto opened = audit::Log::Open(std::move(lo));
+    if (!opened.ok()) {
+      spdlog::error("{}", opened.status().message());
+      return 2;
+    }
+    audit_log = std::move(opened).value();
+    spdlog::info("audit: log in {} ({} mode), signing key {}", (std::filesystem::path(cfg.data_dir) / "audit").string(),
+                 cfg.audit.mode, audit_log->Keys().back().vkey);
+    opts.audit = audit_log;
+  }
   if (cfg.guard.enabled) {
     auto rules = LoadGuardRules(cfg, /*cache=*/true);
     if (!rules.rules) {
@@ -305,6 +329,7 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
     return 2;
   }
   auto& gw = **g;
+  if (audit_log) admin::InstallAudit(gw, audit_log, cfg.audit.origin, admin::AdminOptions{*admin_token});
   admin::Install(gw, id, admin::AdminOptions{*admin_token});
   admin::InstallOpenFga(gw, std::move(fga).value(), admin::AdminOptions{*admin_token});
   auto ports = gw.Start();
@@ -329,12 +354,12 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
     if (!r.errors.empty()) {
       spdlog::error("config reload ({}) rejected; still serving the previous config:", why);
       for (const auto& e : r.errors) spdlog::error("  {}", e);
-      gw.NoteReloadFailure();
+      gw.NoteReloadFailure(r.errors.front());
       return;
     }
     if (Status az = EnsureAuthz(*authz_service, *r.config); !az.ok()) {
       spdlog::error("config reload ({}) rejected; still serving the previous config: authz: {}", why, az.message());
-      gw.NoteReloadFailure();
+      gw.NoteReloadFailure("authz: " + az.message());
       return;
     }
     std::shared_ptr<const guard::RuleSet> guard_rules;
@@ -343,7 +368,7 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
       if (!loaded.rules) {
         spdlog::error("config reload ({}) rejected; still serving the previous config and rules:", why);
         for (const auto& e : loaded.errors) spdlog::error("  guard: {}", e);
-        gw.NoteReloadFailure();
+        gw.NoteReloadFailure("guard: " + (loaded.errors.empty() ? std::string("rules did not load") : loaded.errors.front()));
         return;
       }
       guard_rules = loaded.rules;
@@ -445,6 +470,78 @@ int GuardCheck(const std::vector<std::string>& paths) {
   return 0;
 }
 
+struct AuditVerifyArgs {
+  std::string export_file, data_dir, tenant = "default";
+  std::vector<std::string> checkpoints, keys;
+};
+
+std::string ReadWhole(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  *ok = static_cast<bool>(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// `aigis audit verify`: exit 0 when the log verifies, 1 when it does not
+// (the first bad index and the kind of damage are printed), 2 on bad usage.
+int AuditVerify(const AuditVerifyArgs& a) {
+  if (a.export_file.empty() == a.data_dir.empty()) {
+    fmt::print(stderr, "audit verify: give --export FILE (with --checkpoint and --key) or --data-dir DIR\n");
+    return 2;
+  }
+  std::vector<audit::VerifierKey> keys;
+  for (const auto& k : a.keys) {
+    // A vkey, or a file holding vkeys one per line.
+    std::vector<std::string> texts{k};
+    bool ok = false;
+    if (std::filesystem::is_regular_file(k)) {
+      texts.clear();
+      std::istringstream lines(ReadWhole(k, &ok));
+      for (std::string line; std::getline(lines, line);) {
+        if (!line.empty()) texts.push_back(line);
+      }
+    }
+    for (const auto& t : texts) {
+      auto key = audit::ParseVerifierKey(t);
+      if (!key.ok()) {
+        fmt::print(stderr, "audit verify: --key {}: {}\n", k, key.status().message());
+        return 2;
+      }
+      keys.push_back(std::move(key).value());
+    }
+  }
+  audit::VerifyReport r;
+  if (!a.export_file.empty()) {
+    if (keys.empty()) {
+      fmt::print(stderr, "audit verify: --key is required with --export (the log's public key, from GET /admin/v1/audit/keys)\n");
+      return 2;
+    }
+    std::vector<std::string> notes;
+    for (const auto& f : a.checkpoints) {
+      bool ok = false;
+      std::string note = ReadWhole(f, &ok);
+      if (!ok) {
+        fmt::print(stderr, "audit verify: cannot read {}\n", f);
+        return 2;
+      }
+      notes.push_back(std::move(note));
+    }
+    std::ifstream in(a.export_file, std::ios::binary);
+    if (!in) {
+      fmt::print(stderr, "audit verify: cannot read {}\n", a.export_file);
+      return 2;
+    }
+    r = audit::VerifyExport(in, notes, keys);
+  } else {
+    std::filesystem::path dir = a.data_dir;
+    if (std::filesystem::exists(dir / "audit" / "keys.json")) dir /= "audit";
+    r = audit::VerifyDirectory(dir.string(), a.tenant, keys);
+  }
+  fmt::print("{}\n", r.ToString());
+  return r.ok ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -470,7 +567,18 @@ int main(int argc, char** argv) {
   auto* gcheck = guard_cmd->add_subcommand("check", "load rule packs and run every rule's examples");
   gcheck->add_option("packs", check_packs, "rule pack files or directories")->required();
   guard_cmd->require_subcommand(1);
+  auto* audit_cmd = app.add_subcommand("audit", "audit log tools");
+  AuditVerifyArgs av;
+  auto* averify = audit_cmd->add_subcommand(
+      "verify", "check an audit log against signed checkpoints; names the first bad index and the kind of damage");
+  averify->add_option("--export", av.export_file, "an export (GET /admin/v1/audit/export): JSON lines");
+  averify->add_option("--checkpoint", av.checkpoints, "a signed checkpoint (note file); repeatable; the export's own is also used");
+  averify->add_option("--key", av.keys, "a verifier key (name+id+key) or a file of them; repeatable");
+  averify->add_option("--data-dir", av.data_dir, "verify a log directory instead (aigis data_dir, or its audit/)");
+  averify->add_option("--tenant", av.tenant, "with --data-dir: the tenant (default: default)");
+  audit_cmd->require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
+  if (*averify) return AuditVerify(av);
   if (*serve) return Serve(config_path, ports_file);
   if (*check) return CheckConfig(check_path);
   if (*eval) return GuardEval(eval_args);

@@ -609,6 +609,21 @@ void ParseGuard(Reader& r, const YAML::Node& n, GuardConfig& g) {
   }
 }
 
+void ParseAudit(Reader& r, const YAML::Node& n, AuditConfig& a) {
+  if (!r.Map(n, "audit", {"enabled", "mode", "origin", "checkpoint_interval", "max_queue", "capture_bodies"})) return;
+  r.Bool(n, "enabled", a.enabled, "audit");
+  r.Str(n, "mode", a.mode, "audit");
+  if (a.mode != "async" && a.mode != "sync") r.Error(n["mode"], "audit.mode must be async or sync");
+  r.Str(n, "origin", a.origin, "audit");
+  // A C2SP key name and checkpoint origin: printable, no spaces or '+'.
+  bool ok = !a.origin.empty();
+  for (char c : a.origin) ok = ok && static_cast<unsigned char>(c) > 0x20 && c != '+' && c != 0x7F;
+  if (!ok) r.Error(n["origin"], "audit.origin must be non-empty, without spaces or '+' (e.g. example.com/aigis)");
+  r.Duration(n, "checkpoint_interval", a.checkpoint_interval, "audit", milliseconds(100));
+  r.Integer(n, "max_queue", a.max_queue, "audit", 1000, 100'000'000);
+  r.Bool(n, "capture_bodies", a.capture_bodies, "audit");
+}
+
 LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
   Config cfg;
   cfg.source = source;
@@ -616,7 +631,7 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
   if (root.IsNull()) {
     // An empty file means "all defaults".
   } else if (r.Map(root, "the top level", {"listeners", "server", "data_dir", "log", "reload", "upstreams",
-                                           "model_aliases", "routes", "identity", "authz", "guard"})) {
+                                           "model_aliases", "routes", "identity", "authz", "guard", "audit"})) {
     if (auto l = root["listeners"]) {
       if (r.Map(l, "listeners", {"proxy", "admin"})) {
         if (auto p = l["proxy"]) ParseListener(r, p, cfg.proxy, "listeners.proxy");
@@ -661,6 +676,7 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
     if (auto id = root["identity"]) ParseIdentity(r, id, cfg.identity);
     if (auto az = root["authz"]) ParseAuthz(r, az, cfg.authz);
     if (auto g = root["guard"]) ParseGuard(r, g, cfg.guard);
+    if (auto a = root["audit"]) ParseAudit(r, a, cfg.audit);
     if (auto rt = root["routes"]) {
       declared_routes = true;
       if (!rt.IsSequence()) r.Error(rt, "routes must be a list");

@@ -222,6 +222,21 @@ struct GuardConfig {
   bool operator==(const GuardConfig&) const = default;
 };
 
+// The audit log (src/audit, docs/audit.md): every exchange and admin
+// action, in a Merkle tree per tenant with signed checkpoints.
+struct AuditConfig {
+  bool enabled = true;
+  // async: the response does not wait (the record is durable within one
+  // group commit); sync: the response completes only once its record is
+  // durable. Applies per exchange, so a reload changes it.
+  std::string mode = "async";
+  std::string origin = "aigis.local/audit";  // checkpoint origin prefix and key name (restart)
+  milliseconds checkpoint_interval{10'000};   // sign a checkpoint this often when the log grew (restart)
+  size_t max_queue = 200'000;                 // records waiting for the disk; beyond, requests get 503 (restart)
+  bool capture_bodies = false;                // also store the (masked) request and response bodies
+  bool operator==(const AuditConfig&) const = default;
+};
+
 // The template variables an authz check may use.
 const std::vector<std::string>& AuthzTemplateVariables();
 
@@ -239,6 +254,7 @@ struct Config {
   IdentityConfig identity;
   AuthzConfig authz;
   GuardConfig guard;
+  AuditConfig audit;
 
   const UpstreamConfig* FindUpstream(std::string_view name) const;
 };

@@ -197,6 +197,29 @@ std::string Sha256Concat(std::initializer_list<std::string_view> parts) {
   return out;
 }
 
+Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
+  if (ctx_ == nullptr || EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1) std::abort();
+}
+
+Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void Sha256Hasher::Update(std::string_view data) {
+  bytes_ += data.size();
+  if (EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size()) != 1) std::abort();
+}
+
+std::string Sha256Hasher::Final() {
+  std::string out(32, '\0');
+  unsigned int len = 0;
+  auto* ctx = static_cast<EVP_MD_CTX*>(ctx_);
+  if (EVP_DigestFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()), &len) != 1 || len != 32 ||
+      EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) {
+    std::abort();
+  }
+  bytes_ = 0;
+  return out;
+}
+
 std::string HmacSha256(std::string_view key, std::string_view data) {
   std::string out(32, '\0');
   unsigned int len = 0;

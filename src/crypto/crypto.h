@@ -39,6 +39,22 @@ std::string Sha256(std::string_view data);                          // 32 bytes
 // many small inputs (Merkle trees): the digest is fetched once per process.
 std::string Sha256Concat(std::initializer_list<std::string_view> parts);
 std::string HmacSha256(std::string_view key, std::string_view data);  // 32 bytes
+// SHA-256 over data that arrives in pieces (a streamed response).
+class Sha256Hasher {
+ public:
+  Sha256Hasher();
+  ~Sha256Hasher();
+  Sha256Hasher(const Sha256Hasher&) = delete;
+  Sha256Hasher& operator=(const Sha256Hasher&) = delete;
+  void Update(std::string_view data);
+  std::string Final();  // 32 bytes; the hasher starts over
+  bool empty() const { return bytes_ == 0; }
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+  uint64_t bytes_ = 0;
+};
+
 // Compares in time that depends only on the lengths.
 bool ConstantTimeEqual(std::string_view a, std::string_view b);
 

@@ -13,8 +13,11 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include "audit/audit.h"
+#include "crypto/crypto.h"
 #include "gateway/authorize.h"
 #include "gateway/llm.h"
+#include "gateway/record.h"
 #include "gateway/screen.h"
 #include "gateway/metrics.h"
 #include "net/net.h"
@@ -361,6 +364,7 @@ struct Mount {
   std::string path;  // exact, or a prefix when it ends with '/'
   HttpHandler handler;
   bool blocking = false;
+  Listener listener = Listener::kProxy;
   bool Matches(std::string_view p) const {
     return path.back() == '/' ? StartsWith(p, path) : p == path;
   }
@@ -384,6 +388,7 @@ struct Gateway::Impl {
   std::shared_ptr<const Runtime> Snapshot() const { return runtime.load(std::memory_order_acquire); }
 
   Task<void> HandleProxy(net::Request& req, net::ResponseWriter& w);
+  Task<void> HandleExchange(Exchange& ex, const Runtime& rt, net::Request& req, net::ResponseWriter& w);
   Task<void> HandleAdmin(net::Request& req, net::ResponseWriter& w);
   Task<void> Forward(Exchange& ex, const llm::RequestInfo& info, const RouteRt& route, const Runtime& rt,
                      const net::Request& req, std::string body, net::ResponseWriter& w);
@@ -402,7 +407,24 @@ struct Gateway::Impl {
   }
   Task<void> Serve(const Mount& m, net::Request& req, net::ResponseWriter& w);
   Task<void> SendModels(Exchange& ex, const Runtime& rt, const net::Request& req, net::ResponseWriter& w);
-  void Record(const Exchange& ex, int worker);
+  class AuditWriter;
+  void Record(Exchange& ex, int worker, AuditWriter* aw);
+  // Appends the exchange's record (once); its index.
+  Result<uint64_t> AppendRecord(Exchange& ex, int status, AuditWriter* aw);
+  // In sync mode, before the response's last bytes: the record, durable.
+  Task<Status> Commit(Exchange& ex, AuditWriter& aw);
+  void RecordAction(ActionRecord a);
+  void RecordReload(bool ok, std::string_view detail) {
+    ActionRecord a;
+    a.kind = "config";
+    a.request_id = request_ids[0].Next();
+    a.time = clock->Now();
+    a.status = ok ? 200 : 400;
+    a.action = ok ? "config reload" : "config reload rejected";
+    a.principal = "aigis";
+    a.detail = std::string(detail);
+    RecordAction(std::move(a));
+  }
   std::string RenderMetrics() const;
   // True (and noted on the exchange) once the client has gone away.
   static bool ClientLeft(Exchange& ex, net::ResponseWriter& w) {
@@ -425,6 +447,7 @@ struct Gateway::Impl {
   std::vector<RequestIdGenerator> request_ids;            // one per worker
   std::atomic<std::shared_ptr<const Runtime>> runtime;
   std::shared_ptr<EventSink> events;
+  std::shared_ptr<audit::Log> audit;  // null: no records (tests, check-config)
   bool events_enabled = true;  // false with log.access_log: off and no injected sink
   std::unique_ptr<net::Server> proxy, admin;
   std::atomic<bool> ready{false};
@@ -463,12 +486,156 @@ Task<void> Gateway::Impl::Serve(const Mount& m, net::Request& req, net::Response
       run();
     }
   }
+  if (audit && req.method != "GET" && req.method != "HEAD") {
+    // What changed state (or tried to): admin calls, tokens issued.
+    ActionRecord a;
+    a.kind = m.listener == Listener::kAdmin ? "admin" : "identity";
+    std::string_view tenant = req.headers.Get("x-aigis-tenant");
+    a.tenant = tenant.empty() ? "default" : std::string(tenant);
+    std::string_view rid = req.headers.Get("x-request-id");
+    a.request_id = ValidRequestId(rid) ? std::string(rid) : request_ids[static_cast<size_t>(req.worker)].Next();
+    a.time = clock->Now();
+    a.method = req.method;
+    a.path = std::string(req.path());
+    a.remote = req.remote;
+    a.status = resp.status;
+    a.action = fmt::format("{} {}", req.method, req.path());
+    a.principal = a.kind == "admin" ? (resp.status == 401 ? "unauthenticated" : "admin") : "oauth_client";
+    a.request_sha256 = crypto::HexEncode(crypto::Sha256(req.body));
+    RecordAction(std::move(a));
+  }
   net::Response r;
   r.status = resp.status;
   r.headers = std::move(resp.headers);
   if (!r.headers.Find("content-type")) r.headers.Add("Content-Type", "application/json");
   if (req.method != "HEAD") r.body = std::move(resp.body);
   (void)co_await w.Send(std::move(r));
+}
+
+// Wraps the client's writer: hashes (and, with capture_bodies, keeps) what
+// the client is sent, and in sync mode makes the exchange's record durable
+// before the response's last bytes go out, so that a client holding a
+// complete response knows its record survives a crash. If the record cannot
+// be made durable, a whole response becomes a 503 and a stream is cut
+// before its end (fail closed).
+class Gateway::Impl::AuditWriter final : public net::ResponseWriter {
+ public:
+  AuditWriter(Gateway::Impl& g, Exchange& ex, net::ResponseWriter& inner, bool sync, bool capture)
+      : g_(g), ex_(ex), inner_(inner), sync_(sync), capture_(capture) {}
+
+  Task<Status> Send(net::Response r) override {
+    hasher_.Update(r.body);
+    if (capture_) body_ = r.body;
+    if (sync_) {
+      if (Status st = co_await g_.Commit(ex_, *this); !st.ok()) {
+        spdlog::error("request {}: not recorded, answering 503: {}", ex_.request_id, st.message());
+        ex_.status = 503;
+        r = net::Response{};
+        r.status = 503;
+        r.headers.Add("Content-Type", "application/json");
+        r.headers.Add("X-Request-Id", ex_.request_id);
+        r.body = llm::ErrorBody(ex_.protocol, 503, "audit_unavailable", "the audit log cannot record this request");
+      }
+    }
+    co_return co_await inner_.Send(std::move(r));
+  }
+  Task<Status> Start(int status, net::Headers headers) override { return inner_.Start(status, std::move(headers)); }
+  Task<Status> Write(std::string_view data) override {
+    hasher_.Update(data);
+    if (capture_) body_.append(data);
+    return inner_.Write(data);
+  }
+  Task<Status> Finish() override {
+    if (sync_) {
+      if (Status st = co_await g_.Commit(ex_, *this); !st.ok()) {
+        spdlog::error("request {}: not recorded, cutting the stream: {}", ex_.request_id, st.message());
+        co_return st;
+      }
+    }
+    co_return co_await inner_.Finish();
+  }
+  bool started() const override { return inner_.started(); }
+  net::Cancellation& cancellation() override { return inner_.cancellation(); }
+
+  // Hex SHA-256 of what was sent ("" if nothing was); computed once.
+  const std::string& response_sha256() {
+    if (!hashed_) {
+      hashed_ = true;
+      if (!hasher_.empty()) sha_ = crypto::HexEncode(hasher_.Final());
+    }
+    return sha_;
+  }
+  const std::string* body() const { return capture_ ? &body_ : nullptr; }
+  bool capture() const { return capture_; }
+
+ private:
+  Gateway::Impl& g_;
+  Exchange& ex_;
+  net::ResponseWriter& inner_;
+  bool sync_, capture_;
+  crypto::Sha256Hasher hasher_;
+  bool hashed_ = false;
+  std::string sha_, body_;
+};
+
+namespace {
+// Waits, without blocking the I/O thread, for the log's writer to say the
+// record is durable (its callback runs on the writer thread).
+Task<Status> AwaitDurable(audit::Log& log, const std::string& tenant, uint64_t index) {
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Status)>(
+      [&log, &tenant, index](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        auto ex = asio::get_associated_executor(*h);
+        log.OnDurable(tenant, index, [h, ex](Status st) {
+          asio::post(ex, [h, st = std::move(st)]() mutable { (*h)(std::move(st)); });
+        });
+      },
+      asio::use_awaitable);
+}
+}  // namespace
+
+Result<uint64_t> Gateway::Impl::AppendRecord(Exchange& ex, int status, AuditWriter* aw) {
+  ex.audited = true;
+  RecordInputs in;
+  in.status = status;
+  in.latency = std::chrono::duration_cast<std::chrono::microseconds>(clock->Monotonic() - ex.start);
+  if (aw != nullptr) {
+    in.response_sha256 = aw->response_sha256();
+    in.capture_bodies = aw->capture();
+    in.response_body = aw->body();
+  }
+  audit::Entry e;
+  e.tenant = ex.tenant;
+  e.request_id = ex.request_id;
+  e.time = ex.time;
+  e.json = ExchangeRecord(ex, in);
+  auto idx = audit->Append(e);
+  if (!idx.ok()) {
+    metrics.audit_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("request {}: audit record refused: {}", ex.request_id, idx.status().message());
+  }
+  return idx;
+}
+
+Task<Status> Gateway::Impl::Commit(Exchange& ex, AuditWriter& aw) {
+  if (ex.audited) co_return Status::Ok();
+  auto idx = AppendRecord(ex, ex.status, &aw);
+  if (!idx.ok()) co_return idx.status();
+  co_return co_await AwaitDurable(*audit, ex.tenant, *idx);
+}
+
+void Gateway::Impl::RecordAction(ActionRecord a) {
+  if (!audit) return;
+  audit::Entry e;
+  e.tenant = audit::ValidTenant(a.tenant) ? a.tenant : "default";
+  a.tenant = e.tenant;
+  e.request_id = a.request_id;
+  e.time = a.time;
+  e.json = AdminRecord(a);
+  if (auto idx = audit->Append(e); !idx.ok()) {
+    metrics.audit_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("audit record of {} refused: {}", a.action, idx.status().message());
+  }
 }
 
 bool Gateway::Impl::RunStages(Exchange& ex, const std::vector<std::shared_ptr<Stage>>& list, Decision& deny) {
@@ -515,8 +682,26 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
   ex.raw_body = req.body;
   ex.request_headers = &req.headers;
   ex.config = &rt->config;
+  std::optional<AuditWriter> audit_writer;
+  if (audit) {
+    audit_writer.emplace(*this, ex, w, rt->config.audit.mode == "sync", rt->config.audit.capture_bodies);
+  }
+  net::ResponseWriter& out = audit_writer ? static_cast<net::ResponseWriter&>(*audit_writer) : w;
+  co_await HandleExchange(ex, *rt, req, out);
+  Record(ex, req.worker, audit_writer ? &*audit_writer : nullptr);
+  metrics.inflight.fetch_sub(1, std::memory_order_relaxed);
+}
 
+Task<void> Gateway::Impl::HandleExchange(Exchange& ex, const Runtime& rt_ref, net::Request& req, net::ResponseWriter& w) {
+  const Runtime* rt = &rt_ref;
   do {
+    if (audit) {
+      // Fail closed: an exchange that cannot be recorded is not served.
+      if (Status st = audit->Healthy(); !st.ok()) {
+        co_await SendError(ex, w, 503, "audit_unavailable", "the audit log cannot take records: " + st.message());
+        break;
+      }
+    }
     auto match = llm::Classify(req.method, req.path());
     if (!match) {
       ex.protocol = llm::GuessProtocol(req.path());
@@ -566,11 +751,13 @@ Task<void> Gateway::Impl::HandleProxy(net::Request& req, net::ResponseWriter& w)
       co_await SendDeny(ex, w, deny);
       break;
     }
-    co_await Forward(ex, info, *route, *rt, req, std::move(ex.forward_body), w);
+    // The record keeps the (masked) body only with capture_bodies. (A local,
+    // not a temporary in the co_await: GCC 12 destroys such temporaries twice.)
+    std::string body;
+    if (rt->config.audit.capture_bodies) body = ex.forward_body;
+    else body = std::move(ex.forward_body);
+    co_await Forward(ex, info, *route, *rt, req, std::move(body), w);
   } while (false);
-
-  Record(ex, req.worker);
-  metrics.inflight.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // The external guard classifier, after the rules passed: bounded by its
@@ -858,9 +1045,10 @@ Task<void> Gateway::Impl::Relay(Exchange& ex, const Runtime& rt, std::unique_ptr
   if (!(co_await w.Finish()).ok()) ex.client_gone = true;
 }
 
-void Gateway::Impl::Record(const Exchange& ex, int worker) {
+void Gateway::Impl::Record(Exchange& ex, int worker, AuditWriter* aw) {
   auto elapsed = clock->Monotonic() - ex.start;
   int status = ex.client_gone ? 499 : ex.status;  // as nginx: the client closed before the end
+  if (audit && !ex.audited) (void)AppendRecord(ex, status, aw);
   metrics.ObserveRequest(worker, ex.route.empty() ? "none" : ex.route, status, Seconds(elapsed));
   if (ex.usage.reported) {
     metrics.AddTokens(worker, ex.upstream_model, ex.usage.input_tokens, ex.usage.output_tokens);
@@ -941,6 +1129,17 @@ std::string Gateway::Impl::RenderMetrics() const {
   g.upstream_reused = client_stats.reused_connections.load();
   g.rejected_by_server = proxy ? proxy->stats().rejected_requests.load() : 0;
   g.config_loaded_at = std::chrono::duration<double>(Snapshot()->loaded_at.time_since_epoch()).count();
+  if (audit) {
+    audit::LogStats a = audit->stats();
+    g.audit = true;
+    g.audit_appended = a.appended;
+    g.audit_batches = a.batches;
+    g.audit_syncs = a.syncs;
+    g.audit_bytes = a.bytes;
+    g.audit_queued = a.queued;
+    g.audit_checkpoints = a.checkpoints;
+    g.audit_healthy = audit->Healthy().ok();
+  }
   if (options.identity) {
     auto st = options.identity->stats();
     g.identity = true;
@@ -1012,6 +1211,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(const config::Config& cfg, Gate
   g->impl_->screen = MakeScreenRequestStage(g->impl_->options.guard_rules);
   g->impl_->stages[static_cast<size_t>(Phase::kScreenRequest)].push_back(g->impl_->screen);
   g->impl_->response_stages.push_back(MakeScreenResponseStage());
+  g->impl_->audit = g->impl_->options.audit;
   if (g->impl_->options.events) {
     g->impl_->events = g->impl_->options.events;
   } else if (cfg.log.access_log == "off") {
@@ -1035,7 +1235,7 @@ void Gateway::AddResponseStage(std::shared_ptr<ResponseStage> stage) {
 }
 
 void Gateway::Handle(Listener listener, std::string path, HttpHandler handler, bool blocking) {
-  impl_->mounts[static_cast<size_t>(listener)].push_back({std::move(path), std::move(handler), blocking});
+  impl_->mounts[static_cast<size_t>(listener)].push_back({std::move(path), std::move(handler), blocking, listener});
 }
 
 Result<std::string> Gateway::FetchBlocking(const std::string& url, std::chrono::milliseconds timeout) {
@@ -1155,6 +1355,7 @@ Status Gateway::Reload(const config::Config& next) {
   auto rt = Compile(next, *impl_->clock);
   if (!rt.ok()) {
     impl_->metrics.reloads_failed.fetch_add(1);
+    impl_->RecordReload(false, rt.status().message());
     return rt.status();
   }
   const auto& old = current->config;
@@ -1163,10 +1364,14 @@ Status Gateway::Reload(const config::Config& next) {
   }
   impl_->runtime.store(std::move(rt).value(), std::memory_order_release);
   impl_->metrics.reloads_ok.fetch_add(1);
+  impl_->RecordReload(true, next.source);
   return Status::Ok();
 }
 
-void Gateway::NoteReloadFailure() { impl_->metrics.reloads_failed.fetch_add(1); }
+void Gateway::NoteReloadFailure(std::string_view why) {
+  impl_->metrics.reloads_failed.fetch_add(1);
+  impl_->RecordReload(false, why);
+}
 
 void Gateway::Shutdown(std::chrono::milliseconds deadline) {
   impl_->ready.store(false);

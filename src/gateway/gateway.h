@@ -33,6 +33,9 @@ class Service;
 namespace aigis::guard {
 class RuleSet;
 }
+namespace aigis::audit {
+class Log;
+}
 
 namespace aigis::gateway {
 
@@ -148,6 +151,7 @@ struct Exchange {
   GuardRecord guard;               // the request and response screens
   std::shared_ptr<ScreenState> screen;
   std::chrono::microseconds upstream_latency{0};
+  bool audited = false;  // its audit record is appended
 };
 
 // A request-side stage.
@@ -209,6 +213,11 @@ struct GatewayOptions {
   // guard.enabled, and refuses requests if enabled without rules);
   // Gateway::SetGuardRules swaps them on reload.
   std::shared_ptr<const guard::RuleSet> guard_rules;
+  // When set (config `audit`, enabled by default in `aigis serve`): one
+  // record per exchange, per admin call that changes something (admin
+  // listener, and the proxy's identity endpoints) and per config reload.
+  // While the log cannot take records, requests are refused (503).
+  std::shared_ptr<audit::Log> audit;
 };
 
 class Gateway {
@@ -236,7 +245,8 @@ class Gateway {
   // Swaps in new guard rules (a reload that compiled them).
   void SetGuardRules(std::shared_ptr<const guard::RuleSet> rules);
   // Counts a reload whose file did not even parse (the caller logged why).
-  void NoteReloadFailure();
+  // (`why` goes to the audit record.)
+  void NoteReloadFailure(std::string_view why = "");
   // Graceful stop: refuse new connections, let in-flight exchanges finish
   // until `deadline`, then close what is left and stop the threads.
   void Shutdown(std::chrono::milliseconds deadline);

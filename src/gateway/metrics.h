@@ -32,6 +32,7 @@ class Metrics {
   std::atomic<int64_t> inflight{0};
   std::atomic<uint64_t> reloads_ok{0};
   std::atomic<uint64_t> reloads_failed{0};
+  std::atomic<uint64_t> audit_failures{0};  // records the log refused
 
   // Point-in-time gauges the gateway reads from net's stats when scraped.
   struct Gauges {
@@ -45,6 +46,10 @@ class Metrics {
     uint64_t auth_cache_hits = 0, auth_cache_misses = 0, auth_failures = 0, tokens_issued = 0;
     bool authz = false;  // the authorization counters below are rendered
     uint64_t authz_allowed = 0, authz_denied = 0, authz_errors = 0, authz_cache_hits = 0;
+    bool audit = false;  // the audit log's counters below are rendered
+    uint64_t audit_appended = 0, audit_batches = 0, audit_syncs = 0, audit_bytes = 0, audit_queued = 0;
+    uint64_t audit_checkpoints = 0;
+    bool audit_healthy = true;
   };
   std::string Render(const Gauges& g, std::string_view version, std::string_view commit) const;
 

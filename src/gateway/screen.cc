@@ -395,4 +395,9 @@ Decision JudgeClassifier(Exchange& ex, const Result<ClassifierAnswer>& answer) {
                                     verdict.second.empty() ? "" : " (categories " + verdict.second + ")"));
 }
 
+std::string RemaskForRecord(const Exchange& ex, std::string_view text) {
+  if (!ex.screen || ex.screen->vault.empty()) return std::string(text);
+  return ex.screen->vault.Remask(text);
+}
+
 }  // namespace aigis::gateway

@@ -50,4 +50,9 @@ struct ClassifierAnswer {
 };
 Decision JudgeClassifier(Exchange& ex, const Result<ClassifierAnswer>& answer);
 
+// `text` with every value the exchange's masking vault holds replaced by its
+// placeholder (the audit record's copy of a response the client saw
+// unmasked).
+std::string RemaskForRecord(const Exchange& ex, std::string_view text);
+
 }  // namespace aigis::gateway

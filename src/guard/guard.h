@@ -177,6 +177,9 @@ class MaskingVault {
  public:
   std::string Mask(std::string_view text, const std::vector<Finding>& findings, bool restore = true);
   std::string Unmask(std::string_view text) const;
+  // Every value the vault holds replaced by its placeholder again (what an
+  // audit record may keep of a response the client saw unmasked).
+  std::string Remask(std::string_view text) const;
   bool empty() const { return values_.empty(); }
   bool restores() const;  // holds a value Unmask would put back
   // `s` is a proper prefix of a placeholder Unmask would replace.

@@ -74,6 +74,21 @@ std::string MaskingVault::Mask(std::string_view text, const std::vector<Finding>
   return out;
 }
 
+std::string MaskingVault::Remask(std::string_view text) const {
+  std::string out(text);
+  // Longest values first, so that a value containing another is replaced whole.
+  std::vector<const Entry*> order;
+  for (const auto& e : values_) order.push_back(&e);
+  std::sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) { return a->value.size() > b->value.size(); });
+  for (const Entry* e : order) {
+    if (e->value.empty()) continue;
+    for (size_t at = out.find(e->value); at != std::string::npos; at = out.find(e->value, at + e->placeholder.size())) {
+      out.replace(at, e->value.size(), e->placeholder);
+    }
+  }
+  return out;
+}
+
 std::string MaskingVault::Unmask(std::string_view text) const {
   if (values_.empty()) return std::string(text);
   std::string out;
