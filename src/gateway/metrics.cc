@@ -175,24 +175,6 @@ std::string Metrics::Render(const Gauges& g, std::string_view version, std::stri
     header("aigis_audit_healthy", "gauge", "1 while the audit log takes records; 0 means requests are refused.");
     out += fmt::format("aigis_audit_healthy {}\n", g.audit_healthy ? 1 : 0);
   }
-  if (g.audit) {
-    header("aigis_audit_records_total", "counter", "Records the audit log made durable.");
-    out += fmt::format("aigis_audit_records_total {}\n", g.audit_appended);
-    header("aigis_audit_record_failures_total", "counter", "Records the audit log refused (the exchange was answered 503 in sync mode).");
-    out += fmt::format("aigis_audit_record_failures_total {}\n", audit_failures.load());
-    header("aigis_audit_batches_total", "counter", "Group commits (one fdatasync per file each).");
-    out += fmt::format("aigis_audit_batches_total {}\n", g.audit_batches);
-    header("aigis_audit_syncs_total", "counter", "fdatasync calls made by the audit log.");
-    out += fmt::format("aigis_audit_syncs_total {}\n", g.audit_syncs);
-    header("aigis_audit_bytes_total", "counter", "Record bytes written to the audit log.");
-    out += fmt::format("aigis_audit_bytes_total {}\n", g.audit_bytes);
-    header("aigis_audit_queue_records", "gauge", "Records waiting for the audit log's writer.");
-    out += fmt::format("aigis_audit_queue_records {}\n", g.audit_queued);
-    header("aigis_audit_checkpoints_total", "counter", "Signed checkpoints issued.");
-    out += fmt::format("aigis_audit_checkpoints_total {}\n", g.audit_checkpoints);
-    header("aigis_audit_healthy", "gauge", "1 while the audit log takes records; 0 means requests are refused.");
-    out += fmt::format("aigis_audit_healthy {}\n", g.audit_healthy ? 1 : 0);
-  }
   return out;
 }
 
