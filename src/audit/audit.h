@@ -153,6 +153,9 @@ struct LogOptions {
   size_t max_queue = 200000;     // records waiting: beyond, Healthy() fails
   std::chrono::milliseconds checkpoint_interval{10000};  // 0: on demand only
   bool fsync = true;             // false only in tests and benchmarks
+  // Tests: runs on the writer thread before each batch is written (to hold
+  // the writer and observe what waits for durability).
+  std::function<void()> before_write;
 };
 
 // One record to append. `json` is canonicalized; `time` and `request_id`

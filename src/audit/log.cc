@@ -417,6 +417,7 @@ struct Log::Impl {
   }
 
   void WriteBatch(std::vector<Item>& batch) {
+    if (opt.before_write) opt.before_write();
     Status st = Failed();
     // Per tenant, in queue order (which is index order).
     std::vector<TenantLog*> touched;
