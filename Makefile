@@ -6,7 +6,7 @@ GEN := -G Ninja -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_MAXSIZE := 5G
 
-.PHONY: all bootstrap build build-asan run test bench bench-proxy bench-identity bench-authz bench-guard guard-eval clean
+.PHONY: all bootstrap build build-asan run test bench bench-proxy bench-identity bench-authz bench-guard bench-audit guard-eval clean
 
 all: build
 
@@ -59,6 +59,13 @@ bench-authz: build
 bench-guard: build
 	@build/bench/guard/aigis_guard_benchmark --benchmark_min_time=1 \
 	  --benchmark_out=build/bench-guard.txt --benchmark_out_format=console
+
+# The audit log: appends/s (async, sync), proofs at 10M leaves, verify
+# speed (bench/results/audit.md). Logs go to build/bench-audit-data (~3 GB;
+# the 10M-leaf log is built once, about a minute, and reused).
+bench-audit: build
+	@cd build && AIGIS_BENCH_DIR=bench-audit-data bench/audit/aigis_audit_benchmark \
+	  --benchmark_out=bench-audit.txt --benchmark_out_format=console
 
 # `aigis guard eval` on the external data sets in ../shared/data/guard
 # (scripts/guard-datasets.mjs): build/guard-data/report.md, the table in

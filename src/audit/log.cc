@@ -11,6 +11,7 @@
 // an admin call.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -249,6 +250,10 @@ struct Log::Impl {
   std::vector<StoredKey> keys;  // by version; the last one signs
 
   std::atomic<uint64_t> appended{0}, batches{0}, syncs{0}, bytes{0}, queued{0}, checkpoints{0};
+  int lock_fd = -1;  // flock on <dir>/lock: one process writes a log directory
+  ~Impl() {
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
 
   Status Failed() const {
     std::lock_guard l(failed_mu);
@@ -561,6 +566,13 @@ Result<std::unique_ptr<Log>> Log::Open(LogOptions options) {
   std::filesystem::create_directories(im.opt.dir, ec);
   if (ec) return Internal(fmt::format("audit: creating {}: {}", im.opt.dir, ec.message()));
   ::chmod(im.opt.dir.c_str(), 0700);
+  // Two writers would interleave their appends: refuse the second one. The
+  // lock goes with the process (a killed aigis does not leave it behind).
+  ASSIGN_OR_RETURN(im.lock_fd, OpenFile(im.opt.dir + "/lock"));
+  if (::flock(im.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return Status(Code::kFailedPrecondition,
+                  fmt::format("audit: another process is using the log in {} (each aigis needs its own data_dir)", im.opt.dir));
+  }
   RETURN_IF_ERROR(im.LoadKeys());
   for (const auto& e : std::filesystem::directory_iterator(im.opt.dir, ec)) {
     std::string name = e.path().filename().string();

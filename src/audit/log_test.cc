@@ -182,6 +182,15 @@ TEST_F(LogTest, ConcurrentAppendsHaveNoGapsAndBatch) {
   EXPECT_EQ(r.records, static_cast<uint64_t>(kThreads * kEach));
 }
 
+TEST_F(LogTest, OneProcessAtATime) {
+  auto log = OpenLog();
+  auto second = Log::Open(Options());
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("another process"), std::string::npos);
+  log.reset();
+  EXPECT_TRUE(Log::Open(Options()).ok());
+}
+
 TEST_F(LogTest, ReopensWithTheSameTreeAndKeys) {
   std::string root;
   std::string vkey;

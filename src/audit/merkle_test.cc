@@ -182,7 +182,9 @@ TEST(Merkle, ProofsRoundTripUpTo70Leaves) {
       auto p = ConsistencyProof(tree, s1, size);
       ASSERT_TRUE(p.ok());
       ASSERT_TRUE(VerifyConsistency(s1, size, *p, roots[s1], roots[size]).ok()) << s1 << "->" << size;
-      if (s1 < size) EXPECT_FALSE(VerifyConsistency(s1, size, *p, roots[s1 - 1 == 0 ? 2 : s1 - 1], roots[size]).ok());
+      if (s1 < size) {
+        EXPECT_FALSE(VerifyConsistency(s1, size, *p, roots[s1 - 1 == 0 ? 2 : s1 - 1], roots[size]).ok());
+      }
     }
   }
   EXPECT_FALSE(InclusionProof(tree, 5, 5).ok());

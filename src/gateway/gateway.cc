@@ -413,7 +413,7 @@ struct Gateway::Impl {
   Result<uint64_t> AppendRecord(Exchange& ex, int status, AuditWriter* aw);
   // In sync mode, before the response's last bytes: the record, durable.
   Task<Status> Commit(Exchange& ex, AuditWriter& aw);
-  void RecordAction(ActionRecord a);
+  Result<uint64_t> RecordAction(ActionRecord a);
   void RecordReload(bool ok, std::string_view detail) {
     ActionRecord a;
     a.kind = "config";
@@ -423,7 +423,7 @@ struct Gateway::Impl {
     a.action = ok ? "config reload" : "config reload rejected";
     a.principal = "aigis";
     a.detail = std::string(detail);
-    RecordAction(std::move(a));
+    (void)RecordAction(std::move(a));
   }
   std::string RenderMetrics() const;
   // True (and noted on the exchange) once the client has gone away.
@@ -460,6 +460,22 @@ struct Gateway::Impl {
   // Handlers that block (store writes) run here, never on an I/O thread.
   asio::thread_pool blocking{2};
 };
+
+namespace {
+// Waits, without blocking the I/O thread, for the log's writer to say the
+// record is durable (its callback runs on the writer thread).
+Task<Status> AwaitDurable(audit::Log& log, const std::string& tenant, uint64_t index) {
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Status)>(
+      [&log, &tenant, index](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        auto ex = asio::get_associated_executor(*h);
+        log.OnDurable(tenant, index, [h, ex](Status st) {
+          asio::post(ex, [h, st = std::move(st)]() mutable { (*h)(std::move(st)); });
+        });
+      },
+      asio::use_awaitable);
+}
+}  // namespace
 
 Task<void> Gateway::Impl::Serve(const Mount& m, net::Request& req, net::ResponseWriter& w) {
   HttpResponse resp;
@@ -502,7 +518,14 @@ Task<void> Gateway::Impl::Serve(const Mount& m, net::Request& req, net::Response
     a.action = fmt::format("{} {}", req.method, req.path());
     a.principal = a.kind == "admin" ? (resp.status == 401 ? "unauthenticated" : "admin") : "oauth_client";
     a.request_sha256 = crypto::HexEncode(crypto::Sha256(req.body));
-    RecordAction(std::move(a));
+    std::string tenant_dir = audit::ValidTenant(a.tenant) ? a.tenant : "default";
+    auto idx = RecordAction(std::move(a));
+    // Sync mode: the caller learns of the change only once it is recorded.
+    if (Snapshot()->config.audit.mode == "sync") {
+      Status st = idx.status();
+      if (idx.ok()) st = co_await AwaitDurable(*audit, tenant_dir, *idx);
+      if (!st.ok()) spdlog::error("admin {} {}: not recorded: {}", req.method, req.path(), st.message());
+    }
   }
   net::Response r;
   r.status = resp.status;
@@ -578,21 +601,6 @@ class Gateway::Impl::AuditWriter final : public net::ResponseWriter {
   std::string sha_, body_;
 };
 
-namespace {
-// Waits, without blocking the I/O thread, for the log's writer to say the
-// record is durable (its callback runs on the writer thread).
-Task<Status> AwaitDurable(audit::Log& log, const std::string& tenant, uint64_t index) {
-  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Status)>(
-      [&log, &tenant, index](auto handler) {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        auto ex = asio::get_associated_executor(*h);
-        log.OnDurable(tenant, index, [h, ex](Status st) {
-          asio::post(ex, [h, st = std::move(st)]() mutable { (*h)(std::move(st)); });
-        });
-      },
-      asio::use_awaitable);
-}
-}  // namespace
 
 Result<uint64_t> Gateway::Impl::AppendRecord(Exchange& ex, int status, AuditWriter* aw) {
   ex.audited = true;
@@ -624,18 +632,20 @@ Task<Status> Gateway::Impl::Commit(Exchange& ex, AuditWriter& aw) {
   co_return co_await AwaitDurable(*audit, ex.tenant, *idx);
 }
 
-void Gateway::Impl::RecordAction(ActionRecord a) {
-  if (!audit) return;
+Result<uint64_t> Gateway::Impl::RecordAction(ActionRecord a) {
+  if (!audit) return Status(Code::kFailedPrecondition, "no audit log");
   audit::Entry e;
   e.tenant = audit::ValidTenant(a.tenant) ? a.tenant : "default";
   a.tenant = e.tenant;
   e.request_id = a.request_id;
   e.time = a.time;
   e.json = AdminRecord(a);
-  if (auto idx = audit->Append(e); !idx.ok()) {
+  auto idx = audit->Append(e);
+  if (!idx.ok()) {
     metrics.audit_failures.fetch_add(1, std::memory_order_relaxed);
     spdlog::error("audit record of {} refused: {}", a.action, idx.status().message());
   }
+  return idx;
 }
 
 bool Gateway::Impl::RunStages(Exchange& ex, const std::vector<std::shared_ptr<Stage>>& list, Decision& deny) {
