@@ -140,6 +140,64 @@ class Signer {
   std::shared_ptr<const Rep> rep_;
 };
 
+// --------------------------------------------------------------- sinks ----
+
+// Receives every record once it is durable (so a sink never shows what the
+// log could still lose). Offer runs on the log's writer thread: it queues
+// and returns; delivery happens on the sink's own thread, never blocking the
+// log or the data plane. A full queue drops (counted).
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual const std::string& name() const = 0;
+  virtual void Offer(std::string_view tenant, uint64_t index, std::string_view record) = 0;
+  struct Stats {
+    uint64_t delivered = 0;  // records
+    uint64_t dropped = 0;    // records given up on (queue full, or retries exhausted)
+    uint64_t failures = 0;   // failed delivery attempts
+    uint64_t queued = 0;
+  };
+  virtual Stats stats() const = 0;
+};
+
+// What sinks send per record: {"index":N,"record":{...},"tenant":"..."}.
+std::string SinkLine(std::string_view tenant, uint64_t index, std::string_view record);
+
+struct SinkQueueOptions {
+  size_t max_queue = 100'000;  // records
+  size_t max_batch = 100;      // records per delivery
+  std::chrono::milliseconds min_backoff{100}, max_backoff{30'000};
+  int max_attempts = 10;       // per batch, then it is dropped (counted)
+};
+
+// JSON lines appended to `path`; when the file would pass `max_bytes` it is
+// renamed to path.1 (path.1 to path.2, ...; `keep` old files).
+struct FileSinkOptions {
+  std::string path;
+  uint64_t max_bytes = 100ull << 20;
+  int keep = 5;
+  SinkQueueOptions queue;
+};
+Result<std::shared_ptr<Sink>> MakeFileSink(FileSinkOptions options);
+
+// RFC 5424 syslog: one message per record (MSG is the sink line), over UDP
+// (one datagram each) or TCP (octet-counted framing, RFC 6587), to
+// "udp://host:port" or "tcp://host:port" (host: an IP literal).
+struct SyslogSinkOptions {
+  std::string address;
+  std::string app_name = "aigis";
+  std::string hostname;  // "" = gethostname()
+  int facility = 16;     // local0
+  SinkQueueOptions queue;
+};
+Result<std::shared_ptr<Sink>> MakeSyslogSink(SyslogSinkOptions options);
+
+// A sink that hands batches of sink lines to `deliver` (the gateway's
+// webhook sink does its HTTP POST there); an error is retried with
+// exponential backoff.
+std::shared_ptr<Sink> MakeDeliverySink(std::string name, SinkQueueOptions options,
+                                       std::function<Status(const std::vector<std::string>& lines)> deliver);
+
 // ----------------------------------------------------------------- log ----
 
 struct LogOptions {
@@ -244,6 +302,10 @@ class Log {
   std::vector<KeyInfo> Keys() const;
   std::vector<VerifierKey> VerifierKeys() const;
   Status RotateKey();  // new key version; checkpoints are signed with it from now on
+
+  // Records made durable from now on also go to `sink`.
+  void AddSink(std::shared_ptr<Sink> sink);
+  std::vector<std::shared_ptr<Sink>> Sinks() const;
 
   LogStats stats() const;
 

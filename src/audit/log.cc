@@ -251,6 +251,9 @@ struct Log::Impl {
 
   std::atomic<uint64_t> appended{0}, batches{0}, syncs{0}, bytes{0}, queued{0}, checkpoints{0};
   int lock_fd = -1;  // flock on <dir>/lock: one process writes a log directory
+  mutable std::mutex sinks_mu;
+  std::shared_ptr<const std::vector<std::shared_ptr<Sink>>> sinks =
+      std::make_shared<const std::vector<std::shared_ptr<Sink>>>();
   ~Impl() {
     if (lock_fd >= 0) ::close(lock_fd);
   }
@@ -490,6 +493,14 @@ struct Log::Impl {
       }
       for (auto& fn : done) fn(Status::Ok());
       t->WriteHead(size, root);
+    }
+    std::shared_ptr<const std::vector<std::shared_ptr<Sink>>> to;
+    {
+      std::lock_guard l(sinks_mu);
+      to = sinks;
+    }
+    for (const auto& sink : *to) {
+      for (const Item& it : batch) sink->Offer(it.tenant->name, it.index, it.record);
     }
   }
 
@@ -836,6 +847,18 @@ std::vector<VerifierKey> Log::VerifierKeys() const {
 Status Log::RotateKey() {
   std::lock_guard l(impl_->keys_mu);
   return impl_->AddKey();
+}
+
+void Log::AddSink(std::shared_ptr<Sink> sink) {
+  std::lock_guard l(impl_->sinks_mu);
+  auto next = std::make_shared<std::vector<std::shared_ptr<Sink>>>(*impl_->sinks);
+  next->push_back(std::move(sink));
+  impl_->sinks = std::move(next);
+}
+
+std::vector<std::shared_ptr<Sink>> Log::Sinks() const {
+  std::lock_guard l(impl_->sinks_mu);
+  return *impl_->sinks;
 }
 
 LogStats Log::stats() const {

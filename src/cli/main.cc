@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <fstream>
 #include <sstream>
@@ -215,6 +216,52 @@ Status Bootstrap(identity::Identity& id, const config::BootstrapAgentConfig& b) 
   return {};
 }
 
+// The gateway, for code that outlives or predates it (the audit webhook
+// sinks): Use runs `fn` only while the gateway is set, and Set(nullptr)
+// waits for a running `fn` to finish.
+class GatewayRef {
+ public:
+  void Set(gateway::Gateway* gw) {
+    std::lock_guard l(mu_);
+    gw_ = gw;
+  }
+  template <typename Fn>
+  Status Use(Fn fn) {
+    std::lock_guard l(mu_);
+    if (gw_ == nullptr) return Unavailable("the gateway is not running");
+    return fn(*gw_);
+  }
+
+ private:
+  std::mutex mu_;
+  gateway::Gateway* gw_ = nullptr;
+};
+
+// One POST per batch: {"records":[<sink line>,...]}, signed with
+// X-Aigis-Signature: sha256=<hex HMAC-SHA256(secret, timestamp "." body)>
+// and X-Aigis-Timestamp (Unix seconds), so a receiver can check origin and
+// freshness. Anything but 2xx is retried by the sink.
+std::function<Status(const std::vector<std::string>&)> WebhookDelivery(std::shared_ptr<GatewayRef> ref,
+                                                                       const config::AuditSinkConfig& k) {
+  return [ref, url = k.url, secret = k.secret.Reveal(), timeout = k.timeout](const std::vector<std::string>& lines) {
+    std::string body = "{\"records\":[";
+    for (size_t i = 0; i < lines.size(); ++i) body += (i ? "," : "") + lines[i];
+    body += "]}";
+    std::string ts = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                        std::chrono::system_clock::now().time_since_epoch()).count());
+    Headers h;
+    h.Add("Content-Type", "application/json");
+    h.Add("X-Aigis-Timestamp", ts);
+    h.Add("X-Aigis-Signature", "sha256=" + crypto::HexEncode(crypto::HmacSha256(secret, ts + "." + body)));
+    return ref->Use([&](gateway::Gateway& gw) -> Status {
+      auto r = gw.SendBlocking("POST", url, h, body, timeout);
+      if (!r.ok()) return r.status();
+      if (r->status < 200 || r->status > 299) return Unavailable(fmt::format("webhook {} answered {}", url, r->status));
+      return Status::Ok();
+    });
+  };
+}
+
 int Serve(const std::string& config_path, const std::string& ports_file) {
   // Signals are taken synchronously by this thread (sigtimedwait); every
   // other thread inherits the blocked mask.
@@ -259,6 +306,9 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
     return 2;
   }
   gateway::Gateway* gw_for_fetch = nullptr;
+  // The webhook sinks POST through the gateway's HTTP client once it runs,
+  // and stop using it before it shuts down.
+  auto webhook_gateway = std::make_shared<GatewayRef>();
   auto id_opts = IdentityOptionsFrom(cfg.identity);
   id_opts.fetcher = [&gw_for_fetch](const std::string& url) -> Result<std::string> {
     if (!gw_for_fetch) return Unavailable("gateway not started");
@@ -310,6 +360,25 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
       return 2;
     }
     audit_log = std::move(opened).value();
+    for (const auto& k : cfg.audit.sinks) {
+      audit::SinkQueueOptions q;
+      q.max_queue = k.max_queue;
+      Result<std::shared_ptr<audit::Sink>> sink = InvalidArgument("unknown sink type " + k.type);
+      if (k.type == "file") {
+        std::filesystem::path fp(k.path);
+        if (fp.is_relative() && !cfg.source.empty()) fp = std::filesystem::path(cfg.source).parent_path() / fp;
+        sink = audit::MakeFileSink({fp.string(), k.max_bytes, k.keep, q});
+      } else if (k.type == "syslog") {
+        sink = audit::MakeSyslogSink({k.address, k.app_name, "", k.facility, q});
+      } else if (k.type == "webhook") {
+        sink = audit::MakeDeliverySink("webhook:" + k.url, q, WebhookDelivery(webhook_gateway, k));
+      }
+      if (!sink.ok()) {
+        spdlog::error("audit.sinks: {}", sink.status().message());
+        return 2;
+      }
+      audit_log->AddSink(std::move(sink).value());
+    }
     spdlog::info("audit: log in {} ({} mode), signing key {}", (std::filesystem::path(cfg.data_dir) / "audit").string(),
                  cfg.audit.mode, audit_log->Keys().back().vkey);
     opts.audit = audit_log;
@@ -338,6 +407,7 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
     return 2;
   }
   gw_for_fetch = &gw;
+  webhook_gateway->Set(&gw);
   id->Start();
   spdlog::info("OAuth issuer {}", id->issuer());
   spdlog::info("aigis {} ({}) proxy on {}://{}:{}, admin on http://{}:{}", kVersion, kCommit,
@@ -395,6 +465,12 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
       auto deadline = gw.config()->server.shutdown_timeout;
       spdlog::info("{} received: draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT", deadline.count());
       gw.Shutdown(deadline);
+      // The gateway's HTTP client is gone: webhook batches still queued are
+      // dropped (counted); the log and the file and syslog sinks keep all.
+      webhook_gateway->Set(nullptr);
+      if (audit_log) {
+        if (Status st = audit_log->Flush(); !st.ok()) spdlog::error("audit: {}", st.message());
+      }
       id->Stop();
       id->Maintain();  // flush API key last-used times
       spdlog::info("stopped");

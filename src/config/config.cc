@@ -610,7 +610,7 @@ void ParseGuard(Reader& r, const YAML::Node& n, GuardConfig& g) {
 }
 
 void ParseAudit(Reader& r, const YAML::Node& n, AuditConfig& a) {
-  if (!r.Map(n, "audit", {"enabled", "mode", "origin", "checkpoint_interval", "max_queue", "capture_bodies"})) return;
+  if (!r.Map(n, "audit", {"enabled", "mode", "origin", "checkpoint_interval", "max_queue", "capture_bodies", "sinks"})) return;
   r.Bool(n, "enabled", a.enabled, "audit");
   r.Str(n, "mode", a.mode, "audit");
   if (a.mode != "async" && a.mode != "sync") r.Error(n["mode"], "audit.mode must be async or sync");
@@ -622,6 +622,44 @@ void ParseAudit(Reader& r, const YAML::Node& n, AuditConfig& a) {
   r.Duration(n, "checkpoint_interval", a.checkpoint_interval, "audit", milliseconds(100));
   r.Integer(n, "max_queue", a.max_queue, "audit", 1000, 100'000'000);
   r.Bool(n, "capture_bodies", a.capture_bodies, "audit");
+  if (auto list = n["sinks"]) {
+    if (!list.IsSequence()) {
+      r.Error(list, "audit.sinks must be a list");
+      return;
+    }
+    for (const auto& item : list) {
+      AuditSinkConfig k;
+      if (!r.Map(item, "audit.sinks[]", {"type", "path", "max_bytes", "keep", "url", "secret", "timeout", "address",
+                                         "app_name", "facility", "max_queue"})) {
+        continue;
+      }
+      const std::string what = "audit.sinks[]";
+      r.Str(item, "type", k.type, what);
+      r.Str(item, "path", k.path, what);
+      r.Size(item, "max_bytes", k.max_bytes, what, 4096, size_t{1} << 40);
+      r.Integer(item, "keep", k.keep, what, 0, 1000);
+      r.Str(item, "url", k.url, what);
+      r.SecretField(item, "secret", k.secret, what);
+      r.Duration(item, "timeout", k.timeout, what);
+      r.Str(item, "address", k.address, what);
+      r.Str(item, "app_name", k.app_name, what);
+      r.Integer(item, "facility", k.facility, what, 0, 23);
+      r.Integer(item, "max_queue", k.max_queue, what, 1, 100'000'000);
+      if (k.type == "file") {
+        if (k.path.empty()) r.Error(item, "audit.sinks[]: a file sink needs path");
+      } else if (k.type == "webhook") {
+        if (!StartsWith(k.url, "http://") && !StartsWith(k.url, "https://")) r.Error(item, "audit.sinks[]: a webhook sink needs an http(s) url");
+        if (k.secret.Reveal().size() < 16) r.Error(item, "audit.sinks[]: a webhook sink needs a secret of at least 16 characters (it signs every POST)");
+      } else if (k.type == "syslog") {
+        if (!StartsWith(k.address, "udp://") && !StartsWith(k.address, "tcp://")) {
+          r.Error(item, "audit.sinks[]: a syslog sink needs address: udp://ip:port or tcp://ip:port");
+        }
+      } else {
+        r.Error(item, "audit.sinks[].type must be file, webhook or syslog");
+      }
+      a.sinks.push_back(std::move(k));
+    }
+  }
 }
 
 LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {

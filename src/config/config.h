@@ -224,6 +224,22 @@ struct GuardConfig {
 
 // The audit log (src/audit, docs/audit.md): every exchange and admin
 // action, in a Merkle tree per tenant with signed checkpoints.
+// Where audit records also go, once durable (docs/audit.md, "Sinks").
+struct AuditSinkConfig {
+  std::string type;                    // file | webhook | syslog
+  std::string path;                    // file: JSON lines (relative to the config file)
+  size_t max_bytes = 100u << 20;       // file: rotate beyond this
+  int keep = 5;                        // file: rotated files kept
+  std::string url;                     // webhook: http(s) URL, POSTed batches
+  Secret secret;                       // webhook: HMAC-SHA256 key of X-Aigis-Signature
+  milliseconds timeout{5'000};         // webhook: per POST
+  std::string address;                 // syslog: udp://ip:port | tcp://ip:port
+  std::string app_name = "aigis";      // syslog APP-NAME
+  int facility = 16;                   // syslog facility (16 = local0)
+  size_t max_queue = 100'000;          // records waiting; beyond, dropped and counted
+  bool operator==(const AuditSinkConfig&) const = default;
+};
+
 struct AuditConfig {
   bool enabled = true;
   // async: the response does not wait (the record is durable within one
@@ -234,6 +250,7 @@ struct AuditConfig {
   milliseconds checkpoint_interval{10'000};   // sign a checkpoint this often when the log grew (restart)
   size_t max_queue = 200'000;                 // records waiting for the disk; beyond, requests get 503 (restart)
   bool capture_bodies = false;                // also store the (masked) request and response bodies
+  std::vector<AuditSinkConfig> sinks;         // (restart)
   bool operator==(const AuditConfig&) const = default;
 };
 

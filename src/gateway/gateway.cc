@@ -1149,6 +1149,10 @@ std::string Gateway::Impl::RenderMetrics() const {
     g.audit_queued = a.queued;
     g.audit_checkpoints = a.checkpoints;
     g.audit_healthy = audit->Healthy().ok();
+    for (const auto& sink : audit->Sinks()) {
+      audit::Sink::Stats st = sink->stats();
+      g.audit_sinks.push_back({sink->name(), st.delivered, st.dropped, st.failures, st.queued});
+    }
   }
   if (options.identity) {
     auto st = options.identity->stats();
@@ -1249,34 +1253,51 @@ void Gateway::Handle(Listener listener, std::string path, HttpHandler handler, b
 }
 
 Result<std::string> Gateway::FetchBlocking(const std::string& url, std::chrono::milliseconds timeout) {
+  Headers h;
+  h.Add("Accept", "application/json");
+  ASSIGN_OR_RETURN(HttpResponse r, SendBlocking("GET", url, h, "", timeout));
+  if (r.status != 200) return Unavailable(fmt::format("GET {} answered {}", url, r.status));
+  return std::move(r.body);
+}
+
+Result<HttpResponse> Gateway::SendBlocking(std::string_view method, const std::string& url, const Headers& headers,
+                                           std::string body, std::chrono::milliseconds timeout) {
   auto ep = net::Endpoint::Parse(url);
   if (!ep.ok()) return InvalidArgument(fmt::format("{}: {}", url, ep.status().message()));
-  auto done = std::make_shared<std::promise<Result<std::string>>>();
+  auto done = std::make_shared<std::promise<Result<HttpResponse>>>();
   auto fut = done->get_future();
   Impl* impl = impl_.get();
   asio::co_spawn(
       impl->pool.context(0),
-      [impl, done, ep = *ep, url, timeout]() -> Task<void> {
+      [impl, done, ep = *ep, method = std::string(method), headers, body = std::move(body), timeout]() mutable -> Task<void> {
         net::ClientOptions o;
         o.connect_timeout = o.response_timeout = o.idle_timeout = timeout;
         o.max_idle_connections = 0;
         net::ClientRequest r;
-        r.method = "GET";
+        r.method = method;
         r.target = ep.base_path.empty() ? "/" : ep.base_path;
-        r.headers.Add("Accept", "application/json");
+        r.headers = std::move(headers);
+        r.body = std::move(body);
         auto resp = co_await impl->clients[0]->Send(ep, o, std::move(r));
         if (!resp.ok()) {
           done->set_value(resp.status());
           co_return;
         }
-        if ((*resp)->status != 200) {
-          done->set_value(Unavailable(fmt::format("GET {} answered {}", url, (*resp)->status)));
+        int status = (*resp)->status;
+        auto text = co_await (*resp)->ReadAll(1 << 20);
+        if (!text.ok()) {
+          done->set_value(text.status());
           co_return;
         }
-        done->set_value(co_await (*resp)->ReadAll(1 << 20));
+        HttpResponse out;
+        out.status = status;
+        out.body = std::move(text).value();
+        done->set_value(std::move(out));
       },
       asio::detached);
-  if (fut.wait_for(timeout * 4) != std::future_status::ready) return DeadlineExceeded("GET " + url + " timed out");
+  if (fut.wait_for(timeout * 4) != std::future_status::ready) {
+    return DeadlineExceeded(fmt::format("{} {} timed out", method, url));
+  }
   return fut.get();
 }
 

@@ -236,6 +236,10 @@ class Gateway {
   // Fetches a URL with the gateway's HTTP client (GET, bounded time and
   // size). Blocks the calling thread: never call it from an I/O thread.
   Result<std::string> FetchBlocking(const std::string& url, std::chrono::milliseconds timeout);
+  // Sends one request (any method) the same way; the response whatever its
+  // status (body bounded to 1 MiB). For the audit log's webhook sink.
+  Result<HttpResponse> SendBlocking(std::string_view method, const std::string& url, const Headers& headers,
+                                    std::string body, std::chrono::milliseconds timeout);
 
   // Starts the I/O threads and both listeners; returns the bound ports.
   Result<Ports> Start();

@@ -174,6 +174,17 @@ std::string Metrics::Render(const Gauges& g, std::string_view version, std::stri
     out += fmt::format("aigis_audit_checkpoints_total {}\n", g.audit_checkpoints);
     header("aigis_audit_healthy", "gauge", "1 while the audit log takes records; 0 means requests are refused.");
     out += fmt::format("aigis_audit_healthy {}\n", g.audit_healthy ? 1 : 0);
+    if (!g.audit_sinks.empty()) {
+      header("aigis_audit_sink_records_total", "counter", "Records per audit sink: delivered, or dropped (queue full, retries exhausted).");
+      for (const auto& k : g.audit_sinks) {
+        out += fmt::format("aigis_audit_sink_records_total{{sink=\"{}\",result=\"delivered\"}} {}\n", Esc(k.name), k.delivered);
+        out += fmt::format("aigis_audit_sink_records_total{{sink=\"{}\",result=\"dropped\"}} {}\n", Esc(k.name), k.dropped);
+      }
+      header("aigis_audit_sink_failures_total", "counter", "Failed delivery attempts per audit sink (each is retried with backoff).");
+      for (const auto& k : g.audit_sinks) out += fmt::format("aigis_audit_sink_failures_total{{sink=\"{}\"}} {}\n", Esc(k.name), k.failures);
+      header("aigis_audit_sink_queue_records", "gauge", "Records waiting per audit sink.");
+      for (const auto& k : g.audit_sinks) out += fmt::format("aigis_audit_sink_queue_records{{sink=\"{}\"}} {}\n", Esc(k.name), k.queued);
+    }
   }
   return out;
 }

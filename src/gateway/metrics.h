@@ -50,6 +50,11 @@ class Metrics {
     uint64_t audit_appended = 0, audit_batches = 0, audit_syncs = 0, audit_bytes = 0, audit_queued = 0;
     uint64_t audit_checkpoints = 0;
     bool audit_healthy = true;
+    struct Sink {
+      std::string name;
+      uint64_t delivered = 0, dropped = 0, failures = 0, queued = 0;
+    };
+    std::vector<Sink> audit_sinks;
   };
   std::string Render(const Gauges& g, std::string_view version, std::string_view commit) const;
 

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { AIGIS_BIN, baseConfig, expectThrow, openaiClient, rawPost, startAigis } from './lib.mjs';
+import { AIGIS_BIN, baseConfig, expectThrow, openaiClient, rawPost, startAigis, waitFor } from './lib.mjs';
 
 const PACK = `pack: e2e-audit
 rules:
@@ -269,5 +269,80 @@ describe('audit log', { timeout: 120_000 }, () => {
   test('the audit metrics are exported', async () => {
     assert.ok((await gw.metric('aigis_audit_records_total')) >= sent.size);
     assert.equal(await gw.metric('aigis_audit_healthy'), 1);
+  });
+});
+
+describe('audit sinks: file, webhook (signed, retried), syslog', { timeout: 60_000 }, () => {
+  let gw;
+  let hook;
+  let udp;
+  const posts = [];
+  const datagrams = [];
+  const SECRET = 'e2e-webhook-secret-0123456789';
+  let failFirst = 1;
+
+  before(async () => {
+    const http = await import('node:http');
+    const dgram = await import('node:dgram');
+    hook = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => {
+        posts.push({ headers: req.headers, body });
+        if (failFirst-- > 0) { res.writeHead(503).end(); return; }
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise((r) => hook.listen(0, '127.0.0.1', r));
+    udp = dgram.createSocket('udp4');
+    udp.on('message', (m) => datagrams.push(m.toString()));
+    await new Promise((r) => udp.bind(0, '127.0.0.1', r));
+    gw = await startAigis((dir) => baseConfig(dir, `
+audit:
+  sinks:
+    - type: file
+      path: audit-sink.jsonl
+    - type: webhook
+      url: http://127.0.0.1:${hook.address().port}/aigis
+      secret: ${SECRET}
+    - type: syslog
+      address: udp://127.0.0.1:${udp.address().port}
+`));
+  });
+  after(async () => {
+    if (gw) await gw.stop();
+    hook?.close();
+    udp?.close();
+  });
+
+  test('each durable record reaches every sink; webhook bodies are signed and a failure is retried', async () => {
+    const oa = openaiClient(gw);
+    for (let i = 0; i < 3; i++) {
+      await oa.chat.completions.create({ model: 'echo-1', messages: [{ role: 'user', content: `sink ${i}` }] },
+        { headers: { 'x-request-id': `e2e-sink-${i}` } });
+    }
+    const want = ['e2e-sink-0', 'e2e-sink-1', 'e2e-sink-2'];
+    const ids = (lines) => lines.map((l) => JSON.parse(l).record.request_id);
+    // Webhook: at least one 503 retried, then every record delivered.
+    await waitFor(() => {
+      const delivered = posts.slice(1).flatMap((p) => JSON.parse(p.body).records.map((r) => r.record.request_id));
+      return want.every((id) => delivered.includes(id));
+    }, { timeoutMs: 15_000 });
+    for (const p of posts) {
+      const ts = p.headers['x-aigis-timestamp'];
+      const mac = crypto.createHmac('sha256', SECRET).update(`${ts}.${p.body}`).digest('hex');
+      assert.equal(p.headers['x-aigis-signature'], `sha256=${mac}`);
+      assert.ok(Math.abs(Date.now() / 1000 - Number(ts)) < 120);
+    }
+    assert.ok(posts.length >= 2, 'the failed POST was retried');
+    // File sink.
+    const file = path.join(path.dirname(gw.configPath), 'audit-sink.jsonl');
+    await waitFor(() => fs.existsSync(file) && want.every((id) => ids(fs.readFileSync(file, 'utf8').trim().split('\n')).includes(id)));
+    // Syslog: RFC 5424 messages whose MSG is the sink line.
+    await waitFor(() => want.every((id) => datagrams.some((d) => d.includes(`"request_id":"${id}"`))));
+    for (const d of datagrams) assert.match(d, /^<134>1 \S+ \S+ aigis \d+ audit - \{"index":\d+,"record":/);
+    const m = await gw.metrics();
+    assert.match(m, /aigis_audit_sink_records_total\{sink="webhook:[^"]+",result="delivered"\} [1-9]/);
+    assert.match(m, /aigis_audit_sink_failures_total\{sink="webhook:[^"]+"\} [1-9]/);
   });
 });
