@@ -91,6 +91,10 @@ class Frontier {
 // UTF-8, duplicate member names, numbers that are not integers or are
 // outside ±(2^53 - 1).
 Result<std::string> Canonicalize(std::string_view json);
+// True if `json` is already in that form (then Canonicalize returns it as
+// is, after this one cheap pass). False may also mean "not sure" (escaped or
+// non-ASCII member names): Canonicalize then does the full work.
+bool IsCanonical(std::string_view json);
 
 // --------------------------------------------------------- checkpoints ----
 
@@ -268,7 +272,7 @@ class Log {
   // the signing key, starts the writer. Fails on damage it cannot repair
   // without losing acknowledged records, and on a wrong master key.
   static Result<std::unique_ptr<Log>> Open(LogOptions options);
-  ~Log();  // flushes, then stops the writer
+  ~Log();  // flushes, stops the writer, signs a last checkpoint of each tenant that grew
 
   // Queues a record; returns its index. Refused when unhealthy, on a bad
   // tenant name, or when `json` is not acceptable (Canonicalize).

@@ -72,8 +72,10 @@ Result<std::vector<VerifierKey>> ReadPublicKeys(const std::string& dir);
 // hash as listed, record bytes) in file order until it returns false.
 struct ListedRecord {
   uint64_t index = 0;
-  std::string leaf_hash;  // as the export or tree file lists it
-  std::string record;     // the record's bytes (canonical JSON)
+  std::string leaf_hash;     // as the export or tree file lists it
+  std::string_view record;   // the record's bytes (canonical JSON)
+  std::string storage;       // owns them when the reader has no other place
+  std::string own_hash;      // LeafHash(record), when the reader computed it already
 };
 struct VerifyInput {
   uint64_t from = 0;                  // first index covered

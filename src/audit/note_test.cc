@@ -42,6 +42,27 @@ TEST(Canonicalize, RefusesWhatIsNotCanonicalisable) {
   EXPECT_FALSE(Canonicalize("").ok());
 }
 
+TEST(Canonicalize, RecognisesCanonicalTextCheaply) {
+  // What Canonicalize writes is recognised as canonical (ASCII names).
+  for (const char* in : {R"({"b":1,"a":{"y":[1,2,{"k":null}],"x":"\u0001\n\"q\"\\"}})", R"([])", R"({})", R"("\u00e9")",
+                         R"({"n":-9007199254740991,"m":9007199254740991,"z":0})", R"([true,false,null,"é😀"])"}) {
+    auto c = Canonicalize(in);
+    ASSERT_TRUE(c.ok()) << in;
+    EXPECT_TRUE(IsCanonical(*c)) << *c;
+    EXPECT_EQ(*Canonicalize(*c), *c);
+  }
+  // And nothing else is.
+  for (const char* in : {R"({"a":1, "b":2})", R"({"b":1,"a":2})", R"({"a":1,"a":1})", R"(["\/"])", R"(["\u0041"])",
+                         R"(["\u001F"])", R"(["\u000a"])", R"([-0])", R"([1.0])", R"([01])", R"([9007199254740992])",
+                         R"([10000000000000000])", "[\"\xC0\xAF\"]", "[\"\xED\xA0\x80\"]", "[\"\xFF\"]",
+                         "[\"a\tb\"]", R"({"a":1)", R"({"a":1}x)", R"( {})", R"([tru])", ""}) {
+    EXPECT_FALSE(IsCanonical(in)) << in;
+  }
+  // Non-ASCII member names: not recognised here, but canonicalized right.
+  EXPECT_FALSE(IsCanonical("{\"\xC3\xA9\":1}"));
+  EXPECT_EQ(*Canonicalize("{\"\xC3\xA9\":1}"), "{\"\xC3\xA9\":1}");
+}
+
 // The example of the signed-note format's reference implementation
 // (golang.org/x/mod/sumdb/note): key, key id and signature byte for byte.
 constexpr const char* kPeterVkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";

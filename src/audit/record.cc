@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 
 #include "audit/audit.h"
 
@@ -59,8 +60,13 @@ bool KeyLess(const std::string& a, const std::string& b) {
 
 void AppendString(std::string& out, std::string_view s) {
   out.push_back('"');
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
+  // Runs that need no escaping are copied whole.
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -69,17 +75,20 @@ void AppendString(std::string& out, std::string_view s) {
       case '\n': out += "\\n"; break;
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out.push_back(ch);
-        }
+      default: {
+        static constexpr char kHex[] = "0123456789abcdef";
+        const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+        out.append(esc, sizeof esc);
+      }
     }
   }
+  out.append(s.data() + run, s.size() - run);
   out.push_back('"');
 }
 
+// One pass over the parser's events. Each open object or array is a frame
+// whose members' canonical texts are appended to one buffer (offsets kept),
+// so a member costs no allocation of its own; frames are reused by depth.
 class Canonicalizer {
  public:
   static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
@@ -93,41 +102,47 @@ class Canonicalizer {
   bool on_document_begin(boost::system::error_code&) { return true; }
   bool on_document_end(boost::system::error_code&) { return true; }
   bool on_object_begin(boost::system::error_code&) {
-    stack_.push_back({true, {}, {}, {}});
+    Push(true);
     return true;
   }
   bool on_object_end(std::size_t, boost::system::error_code& ec) {
-    Frame f = std::move(stack_.back());
-    stack_.pop_back();
-    std::sort(f.members.begin(), f.members.end(), [](const auto& a, const auto& b) { return KeyLess(a.first, b.first); });
-    std::string out = "{";
+    Frame& f = frames_[depth_ - 1];
+    std::string_view buf = f.buf;
+    auto key = [&](const Member& m) { return buf.substr(m.key, m.key_len); };
+    bool ascii = Ascii(buf);  // keys and values both: a cheap, conservative test
+    std::sort(f.members.begin(), f.members.end(), [&](const Member& a, const Member& b) {
+      return ascii ? key(a) < key(b) : KeyLess(std::string(key(a)), std::string(key(b)));
+    });
+    tmp_.clear();
+    tmp_.push_back('{');
     for (size_t i = 0; i < f.members.size(); ++i) {
-      if (i > 0 && f.members[i].first == f.members[i - 1].first) {
-        return Fail(ec, fmt::format("duplicate member name \"{}\"", f.members[i].first));
+      const Member& m = f.members[i];
+      if (i > 0 && key(m) == key(f.members[i - 1])) {
+        return Fail(ec, fmt::format("duplicate member name \"{}\"", key(m)));
       }
-      if (i > 0) out.push_back(',');
-      AppendString(out, f.members[i].first);
-      out.push_back(':');
-      out += f.members[i].second;
+      if (i > 0) tmp_.push_back(',');
+      AppendString(tmp_, key(m));
+      tmp_.push_back(':');
+      tmp_.append(buf.substr(m.value, m.value_len));
     }
-    out.push_back('}');
-    Emit(std::move(out));
+    tmp_.push_back('}');
+    --depth_;
+    Emit(tmp_);
     return true;
   }
   bool on_array_begin(boost::system::error_code&) {
-    stack_.push_back({false, {}, {}, {}});
+    Push(false);
     return true;
   }
   bool on_array_end(std::size_t, boost::system::error_code&) {
-    Frame f = std::move(stack_.back());
-    stack_.pop_back();
-    std::string out = "[";
-    for (size_t i = 0; i < f.items.size(); ++i) {
-      if (i > 0) out.push_back(',');
-      out += f.items[i];
-    }
-    out.push_back(']');
-    Emit(std::move(out));
+    Frame& f = frames_[depth_ - 1];
+    // An array's items are already in order in its buffer, comma-separated.
+    tmp_.clear();
+    tmp_.push_back('[');
+    tmp_.append(f.buf);
+    tmp_.push_back(']');
+    --depth_;
+    Emit(tmp_);
     return true;
   }
   bool on_key_part(boost::json::string_view s, std::size_t, boost::system::error_code&) {
@@ -136,7 +151,10 @@ class Canonicalizer {
   }
   bool on_key(boost::json::string_view s, std::size_t, boost::system::error_code&) {
     part_.append(s.data(), s.size());
-    stack_.back().key = std::move(part_);
+    Frame& f = frames_[depth_ - 1];
+    f.pending_key = static_cast<uint32_t>(f.buf.size());
+    f.pending_key_len = static_cast<uint32_t>(part_.size());
+    f.buf.append(part_);  // raw key bytes; escaped when the object is written
     part_.clear();
     return true;
   }
@@ -146,21 +164,25 @@ class Canonicalizer {
   }
   bool on_string(boost::json::string_view s, std::size_t, boost::system::error_code&) {
     part_.append(s.data(), s.size());
-    std::string out;
-    AppendString(out, part_);
+    tmp_.clear();
+    AppendString(tmp_, part_);
     part_.clear();
-    Emit(std::move(out));
+    Emit(tmp_);
     return true;
   }
   bool on_number_part(boost::json::string_view, boost::system::error_code&) { return true; }
   bool on_int64(int64_t v, boost::json::string_view, boost::system::error_code& ec) {
     if (v > kMaxSafeInteger || v < -kMaxSafeInteger) return Fail(ec, fmt::format("integer {} is out of range", v));
-    Emit(std::to_string(v));
+    char b[24];
+    auto [end, e] = std::to_chars(b, b + sizeof b, v);
+    Emit(std::string_view(b, static_cast<size_t>(end - b)));
     return true;
   }
   bool on_uint64(uint64_t v, boost::json::string_view, boost::system::error_code& ec) {
     if (v > static_cast<uint64_t>(kMaxSafeInteger)) return Fail(ec, fmt::format("integer {} is out of range", v));
-    Emit(std::to_string(v));
+    char b[24];
+    auto [end, e] = std::to_chars(b, b + sizeof b, v);
+    Emit(std::string_view(b, static_cast<size_t>(end - b)));
     return true;
   }
   bool on_double(double, boost::json::string_view text, boost::system::error_code& ec) {
@@ -179,20 +201,39 @@ class Canonicalizer {
   bool on_comment(boost::json::string_view, boost::system::error_code&) { return true; }
 
  private:
+  struct Member {
+    uint32_t key, key_len, value, value_len;
+  };
   struct Frame {
-    bool object;
-    std::vector<std::pair<std::string, std::string>> members;
-    std::vector<std::string> items;
-    std::string key;
+    bool object = false;
+    std::string buf;
+    std::vector<Member> members;
+    uint32_t pending_key = 0, pending_key_len = 0;
+    bool any = false;  // arrays: an item was written
   };
 
-  void Emit(std::string v) {
-    if (stack_.empty()) {
-      result = std::move(v);
-    } else if (stack_.back().object) {
-      stack_.back().members.emplace_back(std::move(stack_.back().key), std::move(v));
+  void Push(bool object) {
+    if (frames_.size() == depth_) frames_.emplace_back();
+    Frame& f = frames_[depth_++];
+    f.object = object;
+    f.buf.clear();
+    f.members.clear();
+    f.any = false;
+  }
+  void Emit(std::string_view v) {
+    if (depth_ == 0) {
+      result.assign(v);
+      return;
+    }
+    Frame& f = frames_[depth_ - 1];
+    if (f.object) {
+      f.members.push_back({f.pending_key, f.pending_key_len, static_cast<uint32_t>(f.buf.size()),
+                           static_cast<uint32_t>(v.size())});
+      f.buf.append(v);
     } else {
-      stack_.back().items.push_back(std::move(v));
+      if (f.any) f.buf.push_back(',');
+      f.any = true;
+      f.buf.append(v);
     }
   }
   bool Fail(boost::system::error_code& ec, std::string why) {
@@ -201,13 +242,167 @@ class Canonicalizer {
     return false;
   }
 
-  std::vector<Frame> stack_;
-  std::string part_;
+  std::vector<Frame> frames_;
+  size_t depth_ = 0;
+  std::string part_, tmp_;
+};
+
+// Whether `s` is already canonical (what Canonicalize would return),
+// checked in one pass without building anything: no whitespace, members in
+// order and unique, strings escaped exactly as JCS escapes them, valid
+// UTF-8, integers in range. Most records arrive canonical (the gateway
+// writes them so), and this is several times cheaper than rebuilding them.
+class CanonicalCheck {
+ public:
+  explicit CanonicalCheck(std::string_view s) : s_(s) {}
+  bool Run() { return Value(0) && at_ == s_.size(); }
+
+ private:
+  bool Value(int depth) {
+    if (at_ >= s_.size() || depth > 32) return false;
+    switch (s_[at_]) {
+      case '{': return Object(depth);
+      case '[': return Array(depth);
+      case '"': return String(nullptr);
+      case 't': return Literal("true");
+      case 'f': return Literal("false");
+      case 'n': return Literal("null");
+      default: return Number();
+    }
+  }
+  bool Literal(std::string_view word) {
+    if (s_.substr(at_, word.size()) != word) return false;
+    at_ += word.size();
+    return true;
+  }
+  bool Number() {
+    size_t start = at_;
+    if (at_ < s_.size() && s_[at_] == '-') ++at_;
+    if (at_ >= s_.size() || s_[at_] < '0' || s_[at_] > '9') return false;
+    if (s_[at_] == '0') {
+      ++at_;
+      if (s_[start] == '-') return false;  // "-0" is written "0"
+    } else {
+      while (at_ < s_.size() && s_[at_] >= '0' && s_[at_] <= '9') ++at_;
+    }
+    size_t digits = at_ - start - (s_[start] == '-' ? 1 : 0);
+    if (digits > 16) return false;
+    if (digits == 16) {  // above 2^53 - 1?
+      int64_t v = 0;
+      std::from_chars(s_.data() + start + (s_[start] == '-' ? 1 : 0), s_.data() + at_, v);
+      if (v > kMaxSafeInteger) return false;
+    }
+    return true;
+  }
+  // A string whose raw (unescaped) form is simple enough to compare as
+  // bytes; `raw` (keys) receives it, or nothing when it has escapes.
+  bool String(std::string_view* raw) {
+    size_t start = ++at_;
+    bool escaped = false;
+    while (at_ < s_.size()) {
+      auto c = static_cast<unsigned char>(s_[at_]);
+      if (c == '"') {
+        if (raw) *raw = escaped ? std::string_view() : s_.substr(start, at_ - start);
+        ++at_;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        escaped = true;
+        if (at_ + 1 >= s_.size()) return false;
+        char e = s_[at_ + 1];
+        if (e == '"' || e == '\\' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+          at_ += 2;
+          continue;
+        }
+        // \u00XX only for the control characters without a short form.
+        if (e != 'u' || s_.substr(at_ + 2, 2) != "00" || at_ + 6 > s_.size()) return false;
+        auto hex = [](char h) { return (h >= '0' && h <= '9') ? h - '0' : (h >= 'a' && h <= 'f') ? h - 'a' + 10 : -1; };
+        int hi = hex(s_[at_ + 4]), lo = hex(s_[at_ + 5]);
+        if (hi < 0 || lo < 0) return false;
+        int v = hi * 16 + lo;
+        if (v >= 0x20 || v == '\b' || v == '\f' || v == '\n' || v == '\r' || v == '\t') return false;
+        at_ += 6;
+        continue;
+      }
+      if (c < 0x80) {
+        ++at_;
+        continue;
+      }
+      // UTF-8: a lead byte and its continuation bytes, shortest form, no
+      // surrogates, at most U+10FFFF.
+      size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+      if (n == 0 || c > 0xF4 || at_ + n > s_.size()) return false;
+      uint32_t cp = c & (0x7F >> n);
+      for (size_t k = 1; k < n; ++k) {
+        auto b = static_cast<unsigned char>(s_[at_ + k]);
+        if ((b & 0xC0) != 0x80) return false;
+        cp = (cp << 6) | (b & 0x3F);
+      }
+      if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
+        return false;
+      }
+      at_ += n;
+    }
+    return false;
+  }
+  bool Object(int depth) {
+    ++at_;
+    if (at_ < s_.size() && s_[at_] == '}') {
+      ++at_;
+      return true;
+    }
+    std::string_view prev;
+    bool first = true;
+    for (;;) {
+      if (at_ >= s_.size() || s_[at_] != '"') return false;
+      std::string_view key;
+      if (!String(&key)) return false;
+      // Keys with escapes or non-ASCII are left to Canonicalize.
+      if (key.data() == nullptr || !Ascii(key)) return false;
+      if (!first && !(prev < key)) return false;
+      prev = key;
+      first = false;
+      if (at_ >= s_.size() || s_[at_] != ':') return false;
+      ++at_;
+      if (!Value(depth + 1)) return false;
+      if (at_ >= s_.size()) return false;
+      if (s_[at_] == '}') {
+        ++at_;
+        return true;
+      }
+      if (s_[at_] != ',') return false;
+      ++at_;
+    }
+  }
+  bool Array(int depth) {
+    ++at_;
+    if (at_ < s_.size() && s_[at_] == ']') {
+      ++at_;
+      return true;
+    }
+    for (;;) {
+      if (!Value(depth + 1)) return false;
+      if (at_ >= s_.size()) return false;
+      if (s_[at_] == ']') {
+        ++at_;
+        return true;
+      }
+      if (s_[at_] != ',') return false;
+      ++at_;
+    }
+  }
+
+  std::string_view s_;
+  size_t at_ = 0;
 };
 
 }  // namespace
 
+bool IsCanonical(std::string_view json) { return CanonicalCheck(json).Run(); }
+
 Result<std::string> Canonicalize(std::string_view json) {
+  if (IsCanonical(json)) return std::string(json);
   boost::json::parse_options options;
   options.max_depth = 32;  // comments, trailing commas, invalid UTF-8: all off by default
   boost::json::basic_parser<Canonicalizer> parser(options);

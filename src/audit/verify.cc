@@ -14,6 +14,7 @@
 // * Gaps and repeats in the index sequence show deleted and reordered
 //   lines; a checkpoint beyond the last record shows truncation.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,7 +23,9 @@
 
 #include <algorithm>
 #include <istream>
+#include <future>
 #include <map>
+#include <thread>
 
 #include "audit/internal.h"
 #include "crypto/crypto.h"
@@ -106,13 +109,15 @@ VerifyReport Verify(const VerifyInput& in, const std::function<Result<bool>(List
       }
       continue;
     }
-    std::string own = LeafHash(rec.record);
+    std::string own = rec.own_hash.empty() ? LeafHash(rec.record) : std::move(rec.own_hash);
     if (rec.leaf_hash.empty()) rec.leaf_hash = own;
     if (own != rec.leaf_hash && !first_mismatch) {
       first_mismatch = rec.index;
       first_mismatch_hash = own;
+      listed = actual;  // the two trees part here
     }
-    listed.Append(rec.leaf_hash);
+    // Until they part, the listed tree is the actual one: one fold, not two.
+    if (first_mismatch) listed.Append(rec.leaf_hash);
     actual.Append(own);
     ++expected;
     for (; cp < cps.size() && cps[cp].size == expected; ++cp) {
@@ -121,7 +126,7 @@ VerifyReport Verify(const VerifyInput& in, const std::function<Result<bool>(List
         continue;
       }
       if (!root_failure) {
-        std::string why = listed.Root() == cps[cp].root
+        std::string why = (first_mismatch ? listed : actual).Root() == cps[cp].root
                               ? "its hash differs from the one the signed tree holds"
                               : "the records and their listed hashes do not match the signed root";
         root_failure = Fail("modified", first_mismatch,
@@ -235,7 +240,8 @@ VerifyReport VerifyExport(std::istream& lines, const std::vector<std::string>& c
       if (ec) return InvalidArgument(fmt::format("line {}: \"index\" is not an index", line_no));
       auto canonical = Canonicalize(json::serialize(*record));
       // A record that is no longer canonical JSON was edited: hash what is there.
-      rec->record = canonical.ok() ? std::move(canonical).value() : json::serialize(*record);
+      rec->storage = canonical.ok() ? std::move(canonical).value() : json::serialize(*record);
+      rec->record = rec->storage;
       rec->leaf_hash.clear();
       if (const json::value* h = o.if_contains("leaf_hash"); h != nullptr && h->is_string()) {
         auto raw = crypto::Base64Decode(std::string_view(h->as_string()));
@@ -294,44 +300,103 @@ VerifyReport VerifyTenantDir(const std::string& dir, const std::string& tenant, 
     in.notes = std::move(read).value();
   }
   in.keys = std::move(keys);
-  uint64_t i = 0, expected_offset = 0;
-  std::string idx_buf;
-  uint64_t idx_buf_first = 0;
+  // The files mapped read-only; records are read in blocks, their hashes
+  // computed on two threads (SHA-256 of the records is most of the work).
+  struct Map {
+    const char* data = nullptr;
+    size_t size = 0;
+    ~Map() {
+      if (data != nullptr) ::munmap(const_cast<char*>(data), size);
+    }
+    bool Open(int fd) {
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) return false;
+      size = static_cast<size_t>(st.st_size);
+      if (size == 0) return true;
+      void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        size = 0;
+        return false;
+      }
+      ::madvise(p, size, MADV_SEQUENTIAL);
+      data = static_cast<const char*>(p);
+      return true;
+    }
+    std::string_view View() const { return {data, size}; }
+  } rmap, imap, tmap;
+  if (!rmap.Open(records.fd) || !imap.Open(index.fd) || !tmap.Open(tree.fd)) {
+    return fail(fmt::format("{}: cannot map the log files", base));
+  }
+  std::string_view rview = rmap.View(), iview = imap.View(), tview = tmap.View();
+  n = std::min<uint64_t>(n, iview.size() / internal::kIndexEntry);
+
+  // While the verifier folds one block, the next is read and hashed.
+  constexpr uint64_t kBlock = 16384;
+  std::vector<internal::ListedRecord> block, ahead;
+  size_t block_next = 0;
+  uint64_t i = 0, expected_offset = 0;  // owned by whichever load runs (one at a time)
+  bool ended = false;
+  std::future<Status> pending;
+  auto load_into = [&](std::vector<internal::ListedRecord>& block) -> Status {
+    block.clear();
+    if (i >= n || ended) return Status::Ok();
+    uint64_t count = std::min(kBlock, n - i);
+    for (uint64_t k = 0; k < count; ++k) {
+      uint64_t idx = i + k;
+      auto e = internal::DecodeIndex(iview.substr(idx * internal::kIndexEntry, internal::kIndexEntry));
+      if (e.offset != expected_offset) {
+        return InvalidArgument(fmt::format("index {}: the index points at byte {}, the previous record ends at {}", idx,
+                                           e.offset, expected_offset));
+      }
+      // A file that ends early is truncation (Verify reports it against the
+      // checkpoints), not a parse error.
+      if (e.offset + 4 > rview.size()) {
+        ended = true;
+        break;
+      }
+      uint32_t l = 0;
+      for (int b = 3; b >= 0; --b) l = (l << 8) | static_cast<unsigned char>(rview[e.offset + static_cast<size_t>(b)]);
+      if (l > internal::kMaxRecord) return InvalidArgument(fmt::format("index {}: a frame of {} bytes", idx, l));
+      if (e.offset + 4 + l > rview.size()) {
+        ended = true;
+        break;
+      }
+      internal::ListedRecord r;
+      r.index = idx;
+      r.record = rview.substr(e.offset + 4, l);
+      if (idx < tree_leaves) r.leaf_hash.assign(tview.substr(internal::LeafPosition(idx) * kHashSize, kHashSize));
+      block.push_back(std::move(r));
+      expected_offset = e.offset + 4 + l;
+    }
+    auto hash = [&](size_t from, size_t to) {
+      for (size_t k = from; k < to; ++k) block[k].own_hash = LeafHash(block[k].record);
+    };
+    size_t half = block.size() / 2;
+    std::thread other(hash, half, block.size());
+    hash(0, half);
+    other.join();
+    i += block.size();
+    if (block.size() < count) ended = true;
+    return Status::Ok();
+  };
   auto next = [&](internal::ListedRecord* rec) -> Result<bool> {
-    if (i >= n) return false;
-    if (i < idx_buf_first || i >= idx_buf_first + idx_buf.size() / internal::kIndexEntry) {
-      size_t count = static_cast<size_t>(std::min<uint64_t>(n - i, 4096));
-      auto b = internal::ReadAt(index.fd, count * internal::kIndexEntry, i * internal::kIndexEntry, base + "index");
-      if (!b.ok()) return b.status().code() == Code::kNotFound ? Result<bool>(false) : b.status();
-      idx_buf = std::move(b).value();
-      idx_buf_first = i;
+    if (block_next >= block.size()) {
+      if (!pending.valid()) RETURN_IF_ERROR(load_into(ahead));  // the first block
+      else RETURN_IF_ERROR(pending.get());
+      std::swap(block, ahead);
+      block_next = 0;
+      if (block.empty()) return false;
+      pending = std::async(std::launch::async, [&] { return load_into(ahead); });
     }
-    auto e = internal::DecodeIndex(std::string_view(idx_buf).substr((i - idx_buf_first) * internal::kIndexEntry,
-                                                                    internal::kIndexEntry));
-    if (e.offset != expected_offset) {
-      return InvalidArgument(fmt::format("index {}: the index points at byte {}, the previous record ends at {}", i,
-                                         e.offset, expected_offset));
-    }
-    // A file that ends early is truncation (Verify reports it against the
-    // checkpoints), not a parse error.
-    auto len = internal::ReadAt(records.fd, 4, e.offset, base + "records");
-    if (!len.ok()) return len.status().code() == Code::kNotFound ? Result<bool>(false) : len.status();
-    uint32_t l = 0;
-    for (int k = 3; k >= 0; --k) l = (l << 8) | static_cast<unsigned char>((*len)[static_cast<size_t>(k)]);
-    if (l > internal::kMaxRecord) return InvalidArgument(fmt::format("index {}: a frame of {} bytes", i, l));
-    auto bytes = internal::ReadAt(records.fd, l, e.offset + 4, base + "records");
-    if (!bytes.ok()) return bytes.status().code() == Code::kNotFound ? Result<bool>(false) : bytes.status();
-    rec->index = i;
-    rec->record = std::move(bytes).value();
-    rec->leaf_hash.clear();
-    if (i < tree_leaves) {
-      auto h = internal::ReadAt(tree.fd, kHashSize, internal::LeafPosition(i) * kHashSize, base + "tree");
-      if (h.ok()) rec->leaf_hash = std::move(h).value();
-    }
-    expected_offset = e.offset + 4 + l;
-    ++i;
+    *rec = std::move(block[block_next++]);
     return true;
   };
+  struct Join {  // a load still running when verification stops early
+    std::future<Status>& f;
+    ~Join() {
+      if (f.valid()) f.wait();
+    }
+  } join{pending};
   return internal::Verify(in, next);
 }
 

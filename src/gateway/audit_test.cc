@@ -15,6 +15,7 @@
 
 #include "audit/audit.h"
 #include "gateway/gateway.h"
+#include "gateway/record.h"
 
 namespace aigis::gateway {
 namespace {
@@ -146,6 +147,35 @@ TEST_F(AuditGatewayTest, RefusesRequestsWhileTheLogCannotTakeThem) {
   EXPECT_NE(r.find("audit_unavailable"), std::string::npos) << r;
   hold_.store(false);
   EXPECT_EQ(first.get().rfind("HTTP/1.1 200", 0), 0u);
+}
+
+// The gateway writes records already canonical, so the log stores them as
+// they are (audit::IsCanonical is the log's cheap path).
+TEST(AuditRecord, ExchangeAndAdminRecordsAreCanonical) {
+  Exchange ex;
+  ex.request_id = "r-1";
+  ex.time = WallTime(std::chrono::seconds(1'800'000'000));
+  ex.method = "POST";
+  ex.path = "/v1/chat/completions";
+  ex.model = "m";
+  ex.principal.kind = "agent";
+  ex.principal.id = "agt_1";
+  ex.principal.act = {"agt_2"};
+  ex.authz.push_back({"r-1.authz.1", true, "agent:agt_1", "can_use", "model:m", {"why \"quoted\"\n"}, "01J", 7, false, ""});
+  ex.guard.screened = true;
+  ex.guard.outcome = "block";
+  ex.guard.score = 0.8;
+  ex.guard.rules = {"PI-1"};
+  ex.decisions.push_back({"screen_request", "deny", "content_blocked", "blocked by PI-1 \x01"});
+  std::string rec = ExchangeRecord(ex, RecordInputs{400, std::chrono::microseconds(12), "", false, nullptr});
+  EXPECT_TRUE(audit::IsCanonical(rec)) << rec;
+  EXPECT_NE(rec.find(R"("decision":"deny")"), std::string::npos);
+  EXPECT_NE(rec.find(R"("score_milli":800)"), std::string::npos);
+  ActionRecord a;
+  a.request_id = "r-2";
+  a.action = "POST /admin/v1/agents";
+  a.status = 201;
+  EXPECT_TRUE(audit::IsCanonical(AdminRecord(a))) << AdminRecord(a);
 }
 
 }  // namespace

@@ -24,6 +24,27 @@ json::array Strings(const std::vector<std::string>& v) {
 
 int64_t Milli(double score) { return static_cast<int64_t>(std::lround(score * 1000)); }
 
+// Members in name order at every level, so that the serialized record is
+// already canonical (RFC 8785: Boost.JSON escapes strings as JCS does) and
+// the log takes it without rebuilding it. Names here are ASCII, where byte
+// order is UTF-16 order.
+json::value Sorted(const json::value& v) {
+  if (v.is_array()) {
+    json::array a;
+    for (const auto& x : v.get_array()) a.push_back(Sorted(x));
+    return a;
+  }
+  if (!v.is_object()) return v;
+  std::vector<const json::key_value_pair*> members;
+  for (const auto& kv : v.get_object()) members.push_back(&kv);
+  std::sort(members.begin(), members.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
+  json::object o;
+  for (const auto* kv : members) o.emplace(kv->key(), Sorted(kv->value()));
+  return o;
+}
+
+std::string Serialize(const json::object& r) { return json::serialize(Sorted(r)); }
+
 }  // namespace
 
 std::string_view ExchangeDecision(const Exchange& ex, int status) {
@@ -143,7 +164,7 @@ std::string ExchangeRecord(const Exchange& ex, const RecordInputs& in) {
     r["request_body"] = ex.forward_body.empty() ? std::string(ex.raw_body) : ex.forward_body;
     if (in.response_body != nullptr) r["response_body"] = RemaskForRecord(ex, *in.response_body);
   }
-  return json::serialize(r);
+  return Serialize(r);
 }
 
 std::string AdminRecord(const ActionRecord& a) {
@@ -164,7 +185,7 @@ std::string AdminRecord(const ActionRecord& a) {
   r["decision"] = a.status >= 200 && a.status < 400 ? "allow" : a.status == 401 || a.status == 403 ? "deny" : "error";
   if (!a.request_sha256.empty()) r["request_sha256"] = a.request_sha256;
   if (!a.detail.empty()) r["detail"] = a.detail;
-  return json::serialize(r);
+  return Serialize(r);
 }
 
 }  // namespace aigis::gateway

@@ -2,7 +2,7 @@
 // a fresh temp dir, a controllable fake upstream LLM, and a /metrics reader.
 //
 // Every wait here is bounded in time; servers bind 127.0.0.1 only.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -347,16 +347,68 @@ export async function startAigis(config, { timeoutMs = 20_000, env = {} } = {}) 
       }
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
     },
-    // SIGTERM, then assertCleanExit. Safe to call twice.
+    // SIGTERM, then assertCleanExit, then the audit check below. Safe to
+    // call twice.
     async stop(timeoutMs = 20_000) {
       if (gw._stopped) return;
       gw._stopped = true;
       if (!exitInfo) proc.kill('SIGTERM');
       await gw.assertCleanExit(timeoutMs);
+      await assertEveryExchangeAudited(text, dir);
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
     },
   };
   return gw;
+}
+
+// --------------------------------------------------------------- audit ----
+
+// The records of an audit log directory (<data_dir>/audit), every tenant:
+// the records file is frames of a 4-byte little-endian length and the
+// record's JSON (docs/audit.md).
+export function readAuditRecords(auditDir) {
+  const out = [];
+  if (!fs.existsSync(auditDir)) return out;
+  for (const tenant of fs.readdirSync(auditDir)) {
+    const file = path.join(auditDir, tenant, 'records');
+    if (!fs.existsSync(file)) continue;
+    const buf = fs.readFileSync(file);
+    for (let at = 0; at + 4 <= buf.length;) {
+      const len = buf.readUInt32LE(at);
+      out.push(JSON.parse(buf.subarray(at + 4, at + 4 + len).toString('utf8')));
+      at += 4 + len;
+    }
+  }
+  return out;
+}
+
+// After a clean stop: every exchange of the run (a line of the access log)
+// has exactly one audit record, and the log verifies offline. Runs for
+// every gateway a test stops (gw.stop), so the whole e2e suite checks it.
+// Skipped when the run kept no access log file or no audit log.
+async function assertEveryExchangeAudited(configText, dir) {
+  const m = /^data_dir:\s*(.+)$/m.exec(configText);
+  const dataDir = m ? JSON.parse(m[1]) : path.join(dir, 'data');
+  const auditDir = path.join(dataDir, 'audit');
+  const a = /^\s*access_log:\s*(".*")\s*$/m.exec(configText);
+  if (!a || !fs.existsSync(auditDir)) return;
+  const accessFile = JSON.parse(a[1]);
+  if (!fs.existsSync(accessFile)) return;
+  const count = (ids) => ids.reduce((m2, id) => m2.set(id, (m2.get(id) ?? 0) + 1), new Map());
+  const access = count(fs.readFileSync(accessFile, 'utf8').split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l)).filter((e) => e.kind === 'access').map((e) => e.request_id));
+  const audited = count(readAuditRecords(auditDir).filter((r) => r.kind === 'exchange').map((r) => r.request_id));
+  const diff = [];
+  for (const [id, n] of access) if ((audited.get(id) ?? 0) !== n) diff.push(`${id}: ${n} exchanges, ${audited.get(id) ?? 0} records`);
+  for (const [id, n] of audited) if (!access.has(id)) diff.push(`${id}: ${n} records, no exchange`);
+  assert.deepEqual(diff, [], 'every exchange has exactly one audit record');
+  for (const tenant of fs.readdirSync(auditDir).filter((t) => fs.existsSync(path.join(auditDir, t, 'records')))) {
+    const r = spawnSync(AIGIS_BIN, ['audit', 'verify', '--data-dir', dataDir, '--tenant', tenant], { encoding: 'utf8' });
+    // A log with no checkpoint yet (a run shorter than the interval) has
+    // nothing signed to verify against.
+    if (/no checkpoint/.test(r.stdout)) continue;
+    assert.equal(r.status, 0, `aigis audit verify (${tenant}): ${r.stdout}${r.stderr}`);
+  }
 }
 
 // ------------------------------------------------------------- metrics ----
