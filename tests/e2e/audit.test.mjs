@@ -250,6 +250,20 @@ describe('audit log', { timeout: 120_000 }, () => {
     assert.equal(out.status, 1);
     assert.match(out.stdout, /FAILED: missing at index 2/);
 
+    // Swap records 1 and 4 (lines 2 and 5).
+    const swapped = [...lines];
+    [swapped[2], swapped[5]] = [swapped[5], swapped[2]];
+    fs.writeFileSync(file, `${swapped.join('\n')}\n`);
+    out = run('--export', file, '--key', vkey);
+    assert.equal(out.status, 1);
+    assert.match(out.stdout, /FAILED: reordered at index 1/);
+
+    // Cut the last two records.
+    fs.writeFileSync(file, `${lines.slice(0, -2).join('\n')}\n`);
+    out = run('--export', file, '--key', vkey);
+    assert.equal(out.status, 1);
+    assert.match(out.stdout, new RegExp(`FAILED: truncated at index ${lines.length - 3}`));
+
     // Another key: no signature by it.
     const other = crypto.generateKeyPairSync('ed25519');
     const raw = other.publicKey.export({ format: 'jwk' }).x;
