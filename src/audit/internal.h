@@ -13,6 +13,7 @@
 // <dir>/keys.json             signing keys: public halves, sealed private ones
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -70,12 +71,19 @@ Result<std::vector<VerifierKey>> ReadPublicKeys(const std::string& dir);
 
 // The verifier over records read from anywhere: `next` yields (index, leaf
 // hash as listed, record bytes) in file order until it returns false.
+// LeafHash into `out` (32 bytes), with no allocation.
+void LeafHashTo(std::string_view data, char* out);
+
 struct ListedRecord {
   uint64_t index = 0;
-  std::string leaf_hash;     // as the export or tree file lists it
-  std::string_view record;   // the record's bytes (canonical JSON)
-  std::string storage;       // owns them when the reader has no other place
-  std::string own_hash;      // LeafHash(record), when the reader computed it already
+  std::string_view leaf_hash;  // as the export or tree file lists it (32 bytes), or empty
+  std::string_view record;     // the record's bytes (canonical JSON)
+  std::string storage;         // owns them when the reader has no other place
+  std::string listed_storage;  // owns leaf_hash, likewise
+  // LeafHash(record), when the reader computed it already (a reader that
+  // hashes on other threads).
+  bool hashed = false;
+  std::array<char, kHashSize> own_hash;
 };
 struct VerifyInput {
   uint64_t from = 0;                  // first index covered

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -449,6 +450,82 @@ TEST_F(ExportTest, TamperingInTheDataDirectoryIsNamed) {
   VerifyReport r = VerifyDirectory(dir_.string(), "default", {});
   EXPECT_EQ(r.kind, "modified") << r.ToString();
   EXPECT_EQ(r.index.value_or(999), 6u);
+}
+
+// The directory verifier reads records in chunks on two threads: damage in
+// a later chunk, at a chunk's edge and in the index is still named at its
+// index, and a checkpoint in the middle of a chunk is checked.
+class DataDirTest : public LogTest {
+ protected:
+  static constexpr int kRecords = 1300;  // three chunks of the reader
+  void SetUp() override {
+    LogTest::SetUp();
+    auto log = OpenLog();
+    AppendN(*log, 700);
+    ASSERT_TRUE(log->IssueCheckpoint("default").ok());  // size 700: inside the second chunk
+    AppendN(*log, kRecords - 700, "default", 700);
+  }
+  internal::IndexEntry Entry(uint64_t i) {
+    int fd = ::open(Path("index").c_str(), O_RDONLY);
+    auto e = internal::DecodeIndex(*internal::ReadAt(fd, internal::kIndexEntry, i * internal::kIndexEntry, "index"));
+    ::close(fd);
+    return e;
+  }
+  void Patch(const std::string& file, uint64_t at, std::string_view bytes) {
+    int fd = ::open(Path(file).c_str(), O_WRONLY);
+    ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(at)), static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+  }
+  void FlipRecordByte(uint64_t i) {
+    uint64_t at = Entry(i).offset + 8;
+    std::ifstream in(Path("records"), std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(at));
+    char c = static_cast<char>(in.get());
+    Patch("records", at, std::string(1, static_cast<char>(c ^ 0x20)));
+  }
+  VerifyReport Verify() { return VerifyDirectory(dir_.string(), "default", {}); }
+};
+
+TEST_F(DataDirTest, AnUntouchedDirectoryVerifiesWithEveryCheckpoint) {
+  VerifyReport r = Verify();
+  EXPECT_TRUE(r.ok) << r.ToString();
+  EXPECT_EQ(r.records, static_cast<uint64_t>(kRecords));
+  EXPECT_EQ(r.checkpoints, 2u);  // 700 and the one issued on close
+}
+
+TEST_F(DataDirTest, AModifiedRecordInALaterChunkIsNamed) {
+  for (uint64_t i : {511u, 512u, 699u, 1030u, 1299u}) {
+    FlipRecordByte(i);
+    VerifyReport r = Verify();
+    EXPECT_EQ(r.kind, "modified") << i << ": " << r.ToString();
+    EXPECT_EQ(r.index.value_or(9999), i) << r.ToString();
+    FlipRecordByte(i);  // back
+    EXPECT_TRUE(Verify().ok) << i;
+  }
+}
+
+TEST_F(DataDirTest, ATruncatedRecordsFileIsNamed) {
+  uint64_t cut = Entry(1030).offset + 5;  // inside record 1030
+  fs::resize_file(Path("records"), cut);
+  VerifyReport r = Verify();
+  EXPECT_EQ(r.kind, "truncated") << r.ToString();
+  EXPECT_EQ(r.index.value_or(9999), 1030u);
+}
+
+TEST_F(DataDirTest, ADamagedIndexEntryIsNamed) {
+  for (uint64_t i : {600u, 1024u}) {  // inside a chunk, and the first of one
+    internal::IndexEntry e = Entry(i);
+    internal::IndexEntry bad = e;
+    bad.offset += 3;
+    Patch("index", i * internal::kIndexEntry, internal::EncodeIndex(bad));
+    VerifyReport r = Verify();
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.kind, "malformed") << r.ToString();
+    EXPECT_EQ(r.index.value_or(9999), i) << r.ToString();
+    EXPECT_NE(r.message.find(fmt::format("index {}: the index points at byte", i)), std::string::npos) << r.message;
+    Patch("index", i * internal::kIndexEntry, internal::EncodeIndex(e));
+  }
+  EXPECT_TRUE(Verify().ok);
 }
 
 }  // namespace

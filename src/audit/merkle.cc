@@ -1,9 +1,11 @@
 // RFC 6962 Merkle tree hashing and proofs; RFC 9162 proof verification.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 
 #include "audit/audit.h"
+#include "audit/internal.h"
 #include "crypto/crypto.h"
 
 namespace aigis::audit {
@@ -82,6 +84,12 @@ bool AllHashes(const std::vector<std::string>& v) {
 std::string LeafHash(std::string_view data) {
   return crypto::Sha256Concat({std::string_view(kLeafPrefix, 1), data});
 }
+
+namespace internal {
+void LeafHashTo(std::string_view data, char* out) {
+  crypto::Sha256ConcatTo({std::string_view(kLeafPrefix, 1), data}, out);
+}
+}  // namespace internal
 
 std::string NodeHash(std::string_view left, std::string_view right) {
   return crypto::Sha256Concat({std::string_view(kNodePrefix, 1), left, right});
@@ -187,23 +195,33 @@ Status VerifyConsistency(uint64_t size1, uint64_t size2, const std::vector<std::
 }
 
 void Frontier::Append(std::string_view leaf_hash, std::vector<std::string>* completed) {
-  std::string h(leaf_hash);
-  if (completed) completed->push_back(h);
+  Hash h{};
+  std::copy_n(leaf_hash.data(), std::min(leaf_hash.size(), kHashSize), h.data());
+  if (completed) completed->emplace_back(h.data(), kHashSize);
   // Each trailing one bit of the old size is a peak the new leaf completes.
   for (uint64_t s = size_; (s & 1) != 0; s >>= 1) {
-    h = NodeHash(peaks_.back(), h);
+    crypto::Sha256ConcatTo({std::string_view(kNodePrefix, 1), std::string_view(peaks_.back().data(), kHashSize),
+                            std::string_view(h.data(), kHashSize)},
+                           h.data());
     peaks_.pop_back();
-    if (completed) completed->push_back(h);
+    if (completed) completed->emplace_back(h.data(), kHashSize);
   }
-  peaks_.push_back(std::move(h));
+  peaks_.push_back(h);
   ++size_;
 }
 
 std::string Frontier::Root() const {
   if (peaks_.empty()) return EmptyRoot();
-  std::string h = peaks_.back();
-  for (size_t i = peaks_.size() - 1; i-- > 0;) h = NodeHash(peaks_[i], h);
+  std::string h(peaks_.back().data(), kHashSize);
+  for (size_t i = peaks_.size() - 1; i-- > 0;) h = NodeHash(std::string_view(peaks_[i].data(), kHashSize), h);
   return h;
+}
+
+std::vector<std::string> Frontier::peaks() const {
+  std::vector<std::string> out;
+  out.reserve(peaks_.size());
+  for (const Hash& p : peaks_) out.emplace_back(p.data(), kHashSize);
+  return out;
 }
 
 Result<Frontier> Frontier::FromPeaks(uint64_t size, std::vector<std::string> peaks) {
@@ -213,7 +231,12 @@ Result<Frontier> Frontier::FromPeaks(uint64_t size, std::vector<std::string> pea
   if (!AllHashes(peaks)) return InvalidArgument("a peak is not 32 bytes");
   Frontier f;
   f.size_ = size;
-  f.peaks_ = std::move(peaks);
+  f.peaks_.reserve(64);
+  for (const auto& p : peaks) {
+    Hash h;
+    std::copy_n(p.data(), kHashSize, h.data());
+    f.peaks_.push_back(h);
+  }
   return f;
 }
 

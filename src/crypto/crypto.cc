@@ -182,18 +182,22 @@ std::string Sha256(std::string_view data) {
   return out;
 }
 
-std::string Sha256Concat(std::initializer_list<std::string_view> parts) {
+void Sha256ConcatTo(std::initializer_list<std::string_view> parts, char* out) {
   // OpenSSL 3 looks the algorithm up on every EVP_Digest call (an implicit
   // fetch); fetching once and reusing a context per thread is several times
   // faster for 33- and 65-byte inputs.
   static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  std::string out(32, '\0');
   unsigned int len = 0;
   bool ok = md != nullptr && ctx != nullptr && EVP_DigestInit_ex2(ctx.get(), md, nullptr) == 1;
   for (std::string_view p : parts) ok = ok && EVP_DigestUpdate(ctx.get(), p.data(), p.size()) == 1;
-  ok = ok && EVP_DigestFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len) == 1 && len == 32;
+  ok = ok && EVP_DigestFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out), &len) == 1 && len == 32;
   if (!ok) std::abort();  // only fails on allocation failure
+}
+
+std::string Sha256Concat(std::initializer_list<std::string_view> parts) {
+  std::string out(32, '\0');
+  Sha256ConcatTo(parts, out.data());
   return out;
 }
 

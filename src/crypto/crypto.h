@@ -38,6 +38,8 @@ std::string Sha256(std::string_view data);                          // 32 bytes
 // SHA-256 of the concatenation of `parts`, without copying them; fast for
 // many small inputs (Merkle trees): the digest is fetched once per process.
 std::string Sha256Concat(std::initializer_list<std::string_view> parts);
+// The same into `out` (32 bytes), with no allocation.
+void Sha256ConcatTo(std::initializer_list<std::string_view> parts, char* out);
 std::string HmacSha256(std::string_view key, std::string_view data);  // 32 bytes
 // SHA-256 over data that arrives in pieces (a streamed response).
 class Sha256Hasher {
