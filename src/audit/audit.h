@@ -281,7 +281,7 @@ class Log {
 
   // Queues a record; returns its index. Refused when unhealthy, on a bad
   // tenant name, or when `json` is not acceptable (Canonicalize).
-  Result<uint64_t> Append(const Entry& entry);
+  Result<uint64_t> Append(Entry entry);
   // `done` runs once the record is durable (OK) or the log failed (error),
   // on the writer thread, or at once if already decided. Keep it short.
   void OnDurable(const std::string& tenant, uint64_t index, std::function<void(Status)> done);

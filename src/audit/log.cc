@@ -109,6 +109,10 @@ struct TenantLog {
   std::optional<Checkpoint> latest;
   std::mutex checkpoint_mu;  // one issuer at a time; the checkpoints file
   uint64_t checkpoints = 0;
+  // The writer's buffers for one batch (records, index, tree), kept between
+  // batches: a fresh 10 MB buffer per batch is page faults, every time.
+  std::array<std::string, 3> batch_bufs;
+  uint64_t batch_first = 0;
 
   ~TenantLog() {
     for (int fd : {records, index, tree, head}) {
@@ -234,7 +238,7 @@ struct Item {
   TenantLog* tenant;
   uint64_t index;
   std::string record;
-  std::string leaf;
+  std::array<char, kHashSize> leaf;
   IndexEntry entry;
 };
 
@@ -261,6 +265,22 @@ struct Log::Impl {
   std::deque<Item> queue;
   bool stopping = false;
   std::thread writer;
+
+  // Batches written but not yet synced, for the syncer thread: it runs
+  // fdatasync while the writer writes the next batches, so that the disk's
+  // flush and the copying into the page cache overlap (one sync then covers
+  // everything written before it started).
+  struct Written {
+    std::vector<Item> items;
+    std::vector<std::pair<TenantLog*, uint64_t>> sizes;  // each touched tenant's size after the batch
+    std::vector<std::string> roots;                      // and its root
+  };
+  static constexpr size_t kMaxUnsynced = 4;  // batches; the writer waits beyond
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;
+  std::deque<Written> unsynced;
+  bool writer_done = false;
+  std::thread syncer;
 
   mutable std::mutex failed_mu;
   Status failed;  // the first write error: the log refuses from then on
@@ -455,15 +475,14 @@ struct Log::Impl {
     Status st = Failed();
     // Per tenant, in queue order (which is index order).
     std::vector<TenantLog*> touched;
-    std::unordered_map<TenantLog*, std::array<std::string, 3>> bufs;  // records, index, tree
-    std::unordered_map<TenantLog*, uint64_t> first;
     if (st.ok()) {
+      std::vector<std::string> completed;
       for (Item& it : batch) {
-        auto [pos, fresh] = bufs.try_emplace(it.tenant);
-        auto& b = pos->second;
-        if (fresh) {
+        auto& b = it.tenant->batch_bufs;  // records, index, tree
+        if (std::find(touched.begin(), touched.end(), it.tenant) == touched.end()) {
           touched.push_back(it.tenant);
-          first[it.tenant] = it.tenant->frontier.size();
+          it.tenant->batch_first = it.tenant->frontier.size();
+          for (auto& buf : b) buf.clear();
         }
         if (it.index != it.tenant->frontier.size()) {  // indexes are assigned in queue order: a bug otherwise
           st = Internal(fmt::format("audit: {}: record {} arrived when {} was expected", it.tenant->path, it.index,
@@ -474,14 +493,14 @@ struct Log::Impl {
         PutU32(b[0], static_cast<uint32_t>(it.record.size()));
         b[0] += it.record;
         b[1] += EncodeIndex(it.entry);
-        std::vector<std::string> completed;
-        it.tenant->frontier.Append(it.leaf, &completed);
+        completed.clear();
+        it.tenant->frontier.Append(std::string_view(it.leaf.data(), kHashSize), &completed);
         for (const auto& c : completed) b[2] += c;
       }
       for (TenantLog* t : touched) {
         if (!st.ok()) break;
-        auto& b = bufs[t];
-        uint64_t n0 = first[t];
+        auto& b = t->batch_bufs;
+        uint64_t n0 = t->batch_first;
         t->Reserve(t->records, &t->records_reserved, t->records_end + b[0].size());
         st = WriteAt(t->records, b[0], t->records_end, t->path + "records");
         if (st.ok()) st = WriteAt(t->index, b[1], n0 * kIndexEntry, t->path + "index");
@@ -489,13 +508,8 @@ struct Log::Impl {
         if (!st.ok()) break;
         t->records_end += b[0].size();
         bytes.fetch_add(b[0].size());
-      }
-      if (st.ok() && opt.fsync) {
-        for (TenantLog* t : touched) {
-          for (auto [fd, f] : {std::pair{t->records, "records"}, {t->index, "index"}, {t->tree, "tree"}}) {
-            if (st.ok()) st = SyncFd(fd, t->path + f);
-            syncs.fetch_add(1);
-          }
+        for (auto& buf : b) {
+          if (buf.capacity() > (32u << 20)) std::string().swap(buf);  // one huge batch need not stay resident
         }
       }
     }
@@ -504,22 +518,76 @@ struct Log::Impl {
       FailAllWaiters(st);
       return;
     }
-    batches.fetch_add(1);
-    appended.fetch_add(batch.size());
+    Written w;
     for (TenantLog* t : touched) {
-      uint64_t size = t->frontier.size();
-      std::string root = t->frontier.Root();
+      w.sizes.emplace_back(t, t->frontier.size());
+      w.roots.push_back(t->frontier.Root());
+    }
+    w.items = std::move(batch);
+    {
+      std::unique_lock l(sync_mu);
+      sync_cv.wait(l, [&] { return unsynced.size() < kMaxUnsynced; });
+      unsynced.push_back(std::move(w));
+    }
+    sync_cv.notify_all();
+  }
+
+  void SyncerLoop() {
+    for (;;) {
+      std::vector<Written> round;
+      {
+        std::unique_lock l(sync_mu);
+        sync_cv.wait(l, [&] { return writer_done || !unsynced.empty(); });
+        if (unsynced.empty()) break;  // and the writer is done
+        while (!unsynced.empty()) {
+          round.push_back(std::move(unsynced.front()));
+          unsynced.pop_front();
+        }
+      }
+      sync_cv.notify_all();  // room for the writer
+      // One fdatasync per file of each tenant written to since the last
+      // round: it covers every batch of this round.
+      Status st = Failed();
+      if (st.ok() && opt.fsync) {
+        std::vector<TenantLog*> touched;
+        for (const Written& w : round) {
+          for (const auto& [t, size] : w.sizes) {
+            if (std::find(touched.begin(), touched.end(), t) == touched.end()) touched.push_back(t);
+          }
+        }
+        for (TenantLog* t : touched) {
+          for (auto [fd, f] : {std::pair{t->records, "records"}, {t->index, "index"}, {t->tree, "tree"}}) {
+            if (st.ok()) st = SyncFd(fd, t->path + f);
+            syncs.fetch_add(1);
+          }
+        }
+      }
+      if (!st.ok()) {
+        Fail(st);
+        FailAllWaiters(st);
+        continue;  // later rounds fail the same way; the writer stops taking work
+      }
+      for (Written& w : round) Publish(w);
+    }
+  }
+
+  // A synced batch: its records are durable.
+  void Publish(Written& w) {
+    batches.fetch_add(1);
+    appended.fetch_add(w.items.size());
+    for (size_t k = 0; k < w.sizes.size(); ++k) {
+      auto [t, size] = w.sizes[k];
       std::vector<std::function<void(Status)>> done;
       {
         std::lock_guard l(t->mu);
-        t->durable_root = root;
+        t->durable_root = w.roots[k];
         t->durable.store(size);
         auto end = t->waiters.lower_bound(size);
         for (auto it = t->waiters.begin(); it != end; ++it) done.push_back(std::move(it->second));
         t->waiters.erase(t->waiters.begin(), end);
       }
       for (auto& fn : done) fn(Status::Ok());
-      t->WriteHead(size, root);
+      t->WriteHead(size, w.roots[k]);
     }
     std::shared_ptr<const std::vector<std::shared_ptr<Sink>>> to;
     {
@@ -527,7 +595,7 @@ struct Log::Impl {
       to = sinks;
     }
     for (const auto& sink : *to) {
-      for (const Item& it : batch) sink->Offer(it.tenant->name, it.index, it.record);
+      for (const Item& it : w.items) sink->Offer(it.tenant->name, it.index, it.record);
     }
   }
 
@@ -590,6 +658,12 @@ Log::~Log() {
   }
   impl_->queue_cv.notify_all();
   if (impl_->writer.joinable()) impl_->writer.join();
+  {
+    std::lock_guard l(impl_->sync_mu);
+    impl_->writer_done = true;
+  }
+  impl_->sync_cv.notify_all();
+  if (impl_->syncer.joinable()) impl_->syncer.join();
   // A last checkpoint, so that what this run wrote verifies offline.
   for (const auto& name : impl_->TenantNames()) {
     auto t = impl_->Tenant(name, false);
@@ -626,19 +700,25 @@ Result<std::unique_ptr<Log>> Log::Open(LogOptions options) {
     RETURN_IF_ERROR(im.OpenTenant(name).status());
   }
   if (ec) return Internal(fmt::format("audit: listing {}: {}", im.opt.dir, ec.message()));
+  im.syncer = std::thread([&im] { im.SyncerLoop(); });
   im.writer = std::thread([&im] { im.WriterLoop(); });
   return log;
 }
 
-Result<uint64_t> Log::Append(const Entry& entry) {
+Result<uint64_t> Log::Append(Entry entry) {
   RETURN_IF_ERROR(impl_->Failed());
   if (entry.json.size() > kMaxRecord) {
     return InvalidArgument(fmt::format("audit: a record of {} bytes is too large", entry.json.size()));
   }
-  ASSIGN_OR_RETURN(std::string record, Canonicalize(entry.json));
+  std::string record;
+  if (IsCanonical(entry.json)) {
+    record = std::move(entry.json);  // what the gateway writes: no copy
+  } else {
+    ASSIGN_OR_RETURN(record, Canonicalize(entry.json));
+  }
   if (record.size() > kMaxRecord) return InvalidArgument(fmt::format("audit: a record of {} bytes is too large", record.size()));
   Item it;
-  it.leaf = LeafHash(record);
+  LeafHashTo(record, it.leaf.data());
   it.record = std::move(record);
   it.entry.time_us = Micros(entry.time);
   it.entry.rid_hash = RequestIdHash(entry.request_id);

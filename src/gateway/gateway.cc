@@ -617,7 +617,7 @@ Result<uint64_t> Gateway::Impl::AppendRecord(Exchange& ex, int status, AuditWrit
   e.request_id = ex.request_id;
   e.time = ex.time;
   e.json = ExchangeRecord(ex, in);
-  auto idx = audit->Append(e);
+  auto idx = audit->Append(std::move(e));
   if (!idx.ok()) {
     metrics.audit_failures.fetch_add(1, std::memory_order_relaxed);
     spdlog::error("request {}: audit record refused: {}", ex.request_id, idx.status().message());
@@ -640,7 +640,7 @@ Result<uint64_t> Gateway::Impl::RecordAction(ActionRecord a) {
   e.request_id = a.request_id;
   e.time = a.time;
   e.json = AdminRecord(a);
-  auto idx = audit->Append(e);
+  auto idx = audit->Append(std::move(e));
   if (!idx.ok()) {
     metrics.audit_failures.fetch_add(1, std::memory_order_relaxed);
     spdlog::error("audit record of {} refused: {}", a.action, idx.status().message());
