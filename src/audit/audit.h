@@ -223,6 +223,9 @@ struct LogOptions {
   // Tests: runs on the writer thread before each batch is written (to hold
   // the writer and observe what waits for durability).
   std::function<void()> before_write;
+  // Tests: runs on the syncer thread before each round of fdatasync; an
+  // error stands for a failed sync.
+  std::function<Status()> before_sync;
 };
 
 // One record to append. `json` is canonicalized; `time` and `request_id`

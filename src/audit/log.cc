@@ -548,6 +548,7 @@ struct Log::Impl {
       // One fdatasync per file of each tenant written to since the last
       // round: it covers every batch of this round.
       Status st = Failed();
+      if (st.ok() && opt.before_sync) st = opt.before_sync();
       if (st.ok() && opt.fsync) {
         std::vector<TenantLog*> touched;
         for (const Written& w : round) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -181,6 +182,34 @@ TEST_F(LogTest, ConcurrentAppendsHaveNoGapsAndBatch) {
   VerifyReport r = log->Verify("default");
   EXPECT_TRUE(r.ok) << r.ToString();
   EXPECT_EQ(r.records, static_cast<uint64_t>(kThreads * kEach));
+}
+
+// A failed fdatasync: nothing after it is reported durable, waiters hear
+// the error, and the log refuses from then on (fail closed); what was
+// durable before stays readable and verifiable after a restart.
+TEST_F(LogTest, AFailedSyncFailsItsWaitersAndTheLog) {
+  std::atomic<bool> fail{false};
+  LogOptions o = Options();
+  o.before_sync = [&]() -> Status { return fail ? Status(Code::kInternal, "disk gone") : Status::Ok(); };
+  auto log = OpenLog(o);
+  AppendN(*log, 5);
+  EXPECT_EQ(log->Size("default"), 5u);
+  fail = true;
+  auto idx = log->Append(Rec(5));
+  ASSERT_TRUE(idx.ok());
+  Status st = log->WaitDurable("default", *idx);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("disk gone"), std::string::npos) << st.ToString();
+  EXPECT_EQ(log->Size("default"), 5u);  // never reported durable
+  EXPECT_FALSE(log->Healthy().ok());
+  EXPECT_FALSE(log->Append(Rec(6)).ok());
+  log.reset();
+  auto again = OpenLog();
+  ASSERT_NE(again, nullptr);
+  EXPECT_GE(again->Size("default"), 5u);
+  for (uint64_t i = 0; i < 5; ++i) EXPECT_TRUE(again->Record("default", i).ok()) << i;
+  again.reset();
+  EXPECT_TRUE(VerifyDirectory(dir_.string(), "default", {}).ok);
 }
 
 TEST_F(LogTest, OneProcessAtATime) {
