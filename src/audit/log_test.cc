@@ -212,6 +212,29 @@ TEST_F(LogTest, AFailedSyncFailsItsWaitersAndTheLog) {
   EXPECT_TRUE(VerifyDirectory(dir_.string(), "default", {}).ok);
 }
 
+// A checkpoint of the empty tree (issued before any record was durable, as
+// the interval checkpoint can be) counts, and does not stop the verifier
+// from checking the later ones; one with another root is refused.
+TEST_F(LogTest, ACheckpointOfTheEmptyTreeVerifies) {
+  auto log = OpenLog();
+  auto empty = log->IssueCheckpoint("default");
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_EQ(empty->size, 0u);
+  AppendN(*log, 20);
+  ASSERT_TRUE(log->IssueCheckpoint("default").ok());
+  std::stringstream out;
+  ASSERT_TRUE(log->Export("default", 0, UINT64_MAX, out).ok());
+  auto keys = log->VerifierKeys();
+  log.reset();
+  VerifyReport r = VerifyDirectory(dir_.string(), "default", {});
+  EXPECT_TRUE(r.ok) << r.ToString();
+  EXPECT_EQ(r.checkpoints, 2u);
+  std::stringstream in(out.str());
+  r = VerifyExport(in, {empty->note}, keys);
+  EXPECT_TRUE(r.ok) << r.ToString();
+  EXPECT_EQ(r.checkpoints, 2u);  // the export's own and the empty one
+}
+
 TEST_F(LogTest, OneProcessAtATime) {
   auto log = OpenLog();
   auto second = Log::Open(Options());
@@ -542,7 +565,7 @@ TEST_F(DataDirTest, ATruncatedRecordsFileIsNamed) {
 }
 
 TEST_F(DataDirTest, ADamagedIndexEntryIsNamed) {
-  for (uint64_t i : {600u, 1024u}) {  // inside a chunk, and the first of one
+  for (uint64_t i : {0u, 600u, 1024u}) {  // the first, inside a chunk, and the first of one
     internal::IndexEntry e = Entry(i);
     internal::IndexEntry bad = e;
     bad.offset += 3;

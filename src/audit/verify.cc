@@ -23,13 +23,12 @@
 
 #include <algorithm>
 #include <array>
-#include <mutex>
-#include <condition_variable>
 #include <cerrno>
-#include <memory>
-#include <atomic>
+#include <condition_variable>
 #include <istream>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "audit/internal.h"
@@ -97,6 +96,18 @@ VerifyReport Verify(const VerifyInput& in, const std::function<Result<bool>(List
   uint64_t skipped_cps = cp;
   std::optional<VerifyReport> root_failure;
 
+  // Checkpoints of the size the records start at: the tree before them (the
+  // empty tree, or the export's frontier) must have their root.
+  for (; cp < cps.size() && cps[cp].size == in.from; ++cp) {
+    if (actual.Root() == cps[cp].root) {
+      ++report.checkpoints;
+      continue;
+    }
+    return in.from == 0 ? Fail("inconsistent", std::nullopt, "a signed checkpoint of size 0 does not hold the empty tree")
+                        : Fail("malformed", std::nullopt,
+                               fmt::format("the frontier does not match the signed checkpoint of size {}", in.from));
+  }
+
   ListedRecord rec;
   for (;;) {
     auto more = next(&rec);
@@ -141,7 +152,6 @@ VerifyReport Verify(const VerifyInput& in, const std::function<Result<bool>(List
       }
     }
   }
-  if (cp < cps.size() && cps[cp].size == in.from && in.from == 0) ++report.checkpoints;  // the empty tree
 
   // 2. The first anomaly by index wins.
   std::vector<VerifyReport> found;
@@ -320,8 +330,9 @@ class DirReader {
       current_ = &s;
       pos_ = 0;
       ++next_;
-      // A chunk counts only if it continues where the one before ended.
-      if (s.from > 0 && (s.done > 0 || !s.status.ok()) && s.first_offset != end_offset_) {
+      // A chunk counts only if it continues where the one before ended (the
+      // first one, at byte 0).
+      if ((s.done > 0 || !s.status.ok()) && s.first_offset != end_offset_) {
         return InvalidArgument(fmt::format("index {}: the index points at byte {}, the previous record ends at {}",
                                            s.from, s.first_offset, end_offset_));
       }
