@@ -113,6 +113,7 @@ struct TenantLog {
   // batches: a fresh 10 MB buffer per batch is page faults, every time.
   std::array<std::string, 3> batch_bufs;
   uint64_t batch_first = 0;
+  uint64_t batch_number = 0;  // the writer's batch these buffers are for
 
   ~TenantLog() {
     for (int fd : {records, index, tree, head}) {
@@ -470,8 +471,11 @@ struct Log::Impl {
     return out;
   }
 
+  uint64_t written_batches = 0;  // the writer's
+
   void WriteBatch(std::vector<Item>& batch) {
     if (opt.before_write) opt.before_write();
+    ++written_batches;
     Status st = Failed();
     // Per tenant, in queue order (which is index order).
     std::vector<TenantLog*> touched;
@@ -479,7 +483,8 @@ struct Log::Impl {
       std::vector<std::string> completed;
       for (Item& it : batch) {
         auto& b = it.tenant->batch_bufs;  // records, index, tree
-        if (std::find(touched.begin(), touched.end(), it.tenant) == touched.end()) {
+        if (it.tenant->batch_number != written_batches) {
+          it.tenant->batch_number = written_batches;
           touched.push_back(it.tenant);
           it.tenant->batch_first = it.tenant->frontier.size();
           for (auto& buf : b) buf.clear();

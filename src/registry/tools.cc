@@ -144,21 +144,28 @@ CREATE TABLE registry_tools (
 constexpr std::string_view kColumns =
     "tool, approved_fingerprint, approved_def, listed_fingerprint, listed_def";
 
-ToolStatus StatusOf(std::string_view server, const store::Row& r) {
+// A tool's status from its approved and listed versions (fingerprint and
+// definition each).
+ToolStatus StatusOf(std::string_view server, std::string_view tool, std::string_view approved_fp,
+                    std::string_view approved_def, std::string_view listed_fp, std::string_view listed_def) {
   ToolStatus s;
   s.server = std::string(server);
-  s.tool = r.Text(0);
-  s.approved_fingerprint = r.Text(1);
-  s.fingerprint = r.Text(3);
-  if (s.approved_fingerprint.empty()) {
+  s.tool = std::string(tool);
+  s.approved_fingerprint = std::string(approved_fp);
+  s.fingerprint = std::string(listed_fp);
+  if (approved_fp.empty()) {
     s.state = ToolState::kPending;
-  } else if (s.approved_fingerprint == s.fingerprint) {
+  } else if (approved_fp == listed_fp) {
     s.state = ToolState::kApproved;
   } else {
     s.state = ToolState::kQuarantined;
-    s.changes = Changes(r.Text(2), r.Text(4));
+    s.changes = Changes(approved_def, listed_def);
   }
   return s;
+}
+
+ToolStatus StatusOf(std::string_view server, const store::Row& r) {  // a row of kColumns
+  return StatusOf(server, r.Text(0), r.Text(1), r.Text(2), r.Text(3), r.Text(4));
 }
 
 }  // namespace
@@ -214,9 +221,8 @@ Result<std::vector<ToolStatus>> ToolPins::Observe(std::string_view tenant, std::
                                                         "AND tool = ?3",
                                                         kColumns),
                                             {std::string(tenant), std::string(server), name}));
-      bool first_seen = false;
+      ToolStatus status;
       if (!row) {
-        first_seen = true;
         bool approve = policy.auto_approve;
         RETURN_IF_ERROR(s.Exec("INSERT INTO registry_tools (tenant, server, tool, approved_fingerprint, approved_def, "
                                "listed_fingerprint, listed_def, first_seen_us, listed_changed_us, approved_us, approved_by) "
@@ -225,20 +231,19 @@ Result<std::vector<ToolStatus>> ToolPins::Observe(std::string_view tenant, std::
                                 approve ? def : std::string(), fp, def, now, approve ? now : int64_t{0},
                                 approve ? std::string("auto_approve") : std::string()})
                             .status());
-      } else if (row->Text(3) != fp) {
-        first_seen = true;
-        RETURN_IF_ERROR(s.Exec("UPDATE registry_tools SET listed_fingerprint = ?4, listed_def = ?5, listed_changed_us = ?6 "
-                               "WHERE tenant = ?1 AND server = ?2 AND tool = ?3",
-                               {std::string(tenant), std::string(server), name, fp, def, now})
-                            .status());
+        status = StatusOf(server, name, approve ? fp : "", approve ? def : "", fp, def);
+        status.first_seen = true;
+      } else {
+        bool changed = row->Text(3) != fp;
+        if (changed) {
+          RETURN_IF_ERROR(s.Exec("UPDATE registry_tools SET listed_fingerprint = ?4, listed_def = ?5, "
+                                 "listed_changed_us = ?6 WHERE tenant = ?1 AND server = ?2 AND tool = ?3",
+                                 {std::string(tenant), std::string(server), name, fp, def, now})
+                              .status());
+        }
+        status = StatusOf(server, name, row->Text(1), row->Text(2), fp, def);
+        status.first_seen = changed;
       }
-      ASSIGN_OR_RETURN(auto now_row, s.QueryOne(fmt::format("SELECT {} FROM registry_tools WHERE tenant = ?1 AND "
-                                                            "server = ?2 AND tool = ?3",
-                                                            kColumns),
-                                                {std::string(tenant), std::string(server), name}));
-      if (!now_row) return Internal("registry: a tool row vanished inside its transaction");
-      ToolStatus status = StatusOf(server, *now_row);
-      status.first_seen = first_seen;
       out.push_back(std::move(status));
     }
     return Status::Ok();
@@ -252,9 +257,10 @@ Result<ToolStatus> ToolPins::Approve(std::string_view tenant, std::string_view s
   const int64_t now = Micros(clock_->Now());
   ToolStatus out;
   Status st = store_->Transaction([&](store::Session& s) -> Status {
-    const std::vector<store::Value> key = {std::string(tenant), std::string(server), std::string(tool)};
-    auto select = fmt::format("SELECT {} FROM registry_tools WHERE tenant = ?1 AND server = ?2 AND tool = ?3", kColumns);
-    ASSIGN_OR_RETURN(auto row, s.QueryOne(select, key));
+    ASSIGN_OR_RETURN(auto row, s.QueryOne(fmt::format("SELECT {} FROM registry_tools WHERE tenant = ?1 AND server = ?2 "
+                                                      "AND tool = ?3",
+                                                      kColumns),
+                                          {std::string(tenant), std::string(server), std::string(tool)}));
     if (!row) return NotFound(fmt::format("registry: server \"{}\" has never listed a tool \"{}\"", server, tool));
     if (row->Text(3) != fingerprint) {
       return Status(Code::kFailedPrecondition,
@@ -265,9 +271,7 @@ Result<ToolStatus> ToolPins::Approve(std::string_view tenant, std::string_view s
                            "approved_us = ?4, approved_by = ?5 WHERE tenant = ?1 AND server = ?2 AND tool = ?3",
                            {std::string(tenant), std::string(server), std::string(tool), now, std::string(approved_by)})
                         .status());
-    ASSIGN_OR_RETURN(auto again, s.QueryOne(select, key));
-    if (!again) return Internal("registry: a tool row vanished inside its transaction");
-    out = StatusOf(server, *again);
+    out = StatusOf(server, tool, row->Text(3), row->Text(4), row->Text(3), row->Text(4));
     return Status::Ok();
   });
   RETURN_IF_ERROR(st);
