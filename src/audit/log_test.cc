@@ -504,6 +504,31 @@ TEST_F(ExportTest, TamperingInTheDataDirectoryIsNamed) {
   EXPECT_EQ(r.index.value_or(999), 6u);
 }
 
+// Chunks too big for the verifier's buffers (large records) are read from
+// the mapping instead: same answers.
+TEST_F(LogTest, LargeRecordsVerifyFromTheMapping) {
+  auto log = OpenLog();
+  for (int i = 0; i < 40; ++i) {  // 12 MB in the first chunk of 512
+    Entry e = Rec(i);
+    e.json = "{\"n\":" + std::to_string(i) + ",\"pad\":\"" + std::string(300'000, static_cast<char>('a' + i % 26)) + "\"}";
+    ASSERT_TRUE(log->Append(e).ok());
+  }
+  ASSERT_TRUE(log->Flush().ok());
+  log.reset();
+  VerifyReport r = VerifyDirectory(dir_.string(), "default", {});
+  EXPECT_TRUE(r.ok) << r.ToString();
+  EXPECT_EQ(r.records, 40u);
+  int fd = ::open(Path("index").c_str(), O_RDONLY);
+  auto e = internal::DecodeIndex(*internal::ReadAt(fd, internal::kIndexEntry, 17 * internal::kIndexEntry, "index"));
+  ::close(fd);
+  fd = ::open(Path("records").c_str(), O_WRONLY);
+  ASSERT_EQ(::pwrite(fd, "Z", 1, static_cast<off_t>(e.offset + 100'000)), 1);
+  ::close(fd);
+  r = VerifyDirectory(dir_.string(), "default", {});
+  EXPECT_EQ(r.kind, "modified") << r.ToString();
+  EXPECT_EQ(r.index.value_or(999), 17u);
+}
+
 // The directory verifier reads records in chunks on two threads: damage in
 // a later chunk, at a chunk's edge and in the index is still named at its
 // index, and a checkpoint in the middle of a chunk is checked.

@@ -344,7 +344,10 @@ class DirReader {
  private:
   static constexpr uint64_t kChunk = 512;
   static constexpr size_t kSlots = 32;  // chunks in flight: 16,384 records
-  static constexpr uint64_t kMaxBuffer = 64u << 20;  // larger chunks (big records) are parsed from the mapping
+  // Chunks larger than this (big records, bodies captured) are parsed from
+  // the mapping, so that the slots hold at most kSlots * kMaxBuffer (256 MiB,
+  // 20 MiB for records of 1.3 KB).
+  static constexpr uint64_t kMaxBuffer = 8u << 20;
   struct Slot {
     // Set by the worker that fills it.
     uint64_t chunk = 0, from = 0, to = 0;
@@ -403,7 +406,7 @@ class DirReader {
     uint64_t b = s.to < f_.n ? OffsetOf(s.to) : f_.records.size();
     if (a <= b && b <= f_.records.size() && b - a <= kMaxBuffer) {
       if (s.capacity < b - a) {
-        s.capacity = static_cast<size_t>(b - a) + static_cast<size_t>(b - a) / 4;
+        s.capacity = static_cast<size_t>(std::min(kMaxBuffer, b - a + (b - a) / 4));
         s.bytes.reset(new char[s.capacity]);
       }
       bool read = true;
