@@ -22,12 +22,12 @@
 // * Reads (records, proofs, checkpoints) see the durable prefix only.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <memory>
-#include <array>
 #include <optional>
 #include <string>
 #include <string_view>

@@ -69,11 +69,12 @@ Result<std::vector<std::string>> ReadCheckpointNotes(const std::string& path);
 // The public keys in <dir>/keys.json.
 Result<std::vector<VerifierKey>> ReadPublicKeys(const std::string& dir);
 
+// LeafHash and NodeHash into `out` (32 bytes), with no allocation.
+void LeafHashTo(std::string_view data, char* out);
+void NodeHashTo(std::string_view left, std::string_view right, char* out);
+
 // The verifier over records read from anywhere: `next` yields (index, leaf
 // hash as listed, record bytes) in file order until it returns false.
-// LeafHash into `out` (32 bytes), with no allocation.
-void LeafHashTo(std::string_view data, char* out);
-
 struct ListedRecord {
   uint64_t index = 0;
   std::string_view leaf_hash;  // as the export or tree file lists it (32 bytes), or empty

@@ -114,6 +114,7 @@ struct TenantLog {
   std::array<std::string, 3> batch_bufs;
   uint64_t batch_first = 0;
   uint64_t batch_number = 0;  // the writer's batch these buffers are for
+  uint64_t sync_round = 0;    // the syncer's last round that synced this tenant
 
   ~TenantLog() {
     for (int fd : {records, index, tree, head}) {
@@ -537,6 +538,8 @@ struct Log::Impl {
     sync_cv.notify_all();
   }
 
+  uint64_t sync_rounds = 0;  // the syncer's
+
   void SyncerLoop() {
     for (;;) {
       std::vector<Written> round;
@@ -555,10 +558,14 @@ struct Log::Impl {
       Status st = Failed();
       if (st.ok() && opt.before_sync) st = opt.before_sync();
       if (st.ok() && opt.fsync) {
+        ++sync_rounds;
         std::vector<TenantLog*> touched;
         for (const Written& w : round) {
           for (const auto& [t, size] : w.sizes) {
-            if (std::find(touched.begin(), touched.end(), t) == touched.end()) touched.push_back(t);
+            if (t->sync_round != sync_rounds) {
+              t->sync_round = sync_rounds;
+              touched.push_back(t);
+            }
           }
         }
         for (TenantLog* t : touched) {

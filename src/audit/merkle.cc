@@ -81,18 +81,25 @@ bool AllHashes(const std::vector<std::string>& v) {
 
 }  // namespace
 
-std::string LeafHash(std::string_view data) {
-  return crypto::Sha256Concat({std::string_view(kLeafPrefix, 1), data});
-}
-
 namespace internal {
 void LeafHashTo(std::string_view data, char* out) {
   crypto::Sha256ConcatTo({std::string_view(kLeafPrefix, 1), data}, out);
 }
+void NodeHashTo(std::string_view left, std::string_view right, char* out) {
+  crypto::Sha256ConcatTo({std::string_view(kNodePrefix, 1), left, right}, out);
+}
 }  // namespace internal
 
+std::string LeafHash(std::string_view data) {
+  std::string out(kHashSize, '\0');
+  internal::LeafHashTo(data, out.data());
+  return out;
+}
+
 std::string NodeHash(std::string_view left, std::string_view right) {
-  return crypto::Sha256Concat({std::string_view(kNodePrefix, 1), left, right});
+  std::string out(kHashSize, '\0');
+  internal::NodeHashTo(left, right, out.data());
+  return out;
 }
 
 std::string EmptyRoot() { return crypto::Sha256Concat({}); }
@@ -200,9 +207,8 @@ void Frontier::Append(std::string_view leaf_hash, std::vector<std::string>* comp
   if (completed) completed->emplace_back(h.data(), kHashSize);
   // Each trailing one bit of the old size is a peak the new leaf completes.
   for (uint64_t s = size_; (s & 1) != 0; s >>= 1) {
-    crypto::Sha256ConcatTo({std::string_view(kNodePrefix, 1), std::string_view(peaks_.back().data(), kHashSize),
-                            std::string_view(h.data(), kHashSize)},
-                           h.data());
+    internal::NodeHashTo(std::string_view(peaks_.back().data(), kHashSize), std::string_view(h.data(), kHashSize),
+                         h.data());
     peaks_.pop_back();
     if (completed) completed->emplace_back(h.data(), kHashSize);
   }
