@@ -31,6 +31,10 @@
 #include "gateway/gateway.h"
 #include "identity/identity.h"
 
+namespace aigis::registry {
+class ToolPins;
+}
+
 namespace aigis::admin {
 
 // At least this many characters in an admin token (env or file).
@@ -82,5 +86,12 @@ gateway::HttpResponse HandleAudit(audit::Log& log, const std::string& origin, co
 // Mounts HandleAudit at "/admin/v1/audit/" (blocking). Call before Install,
 // whose "/admin/v1/" prefix would otherwise take these paths.
 void InstallAudit(gateway::Gateway& gw, std::shared_ptr<audit::Log> log, std::string origin, AdminOptions opt);
+
+// The MCP tool registry under /admin/v1/mcp/servers/ (docs/mcp.md): GET
+// {server}/tools (state, fingerprints, the diff of a quarantined tool) and
+// POST {server}/tools/{tool}:approve with {"fingerprint": ...}, the version
+// reviewed. Same token and tenant rules.
+gateway::HttpResponse HandleMcp(registry::ToolPins& pins, const AdminOptions& opt, const gateway::HttpRequest& req);
+void InstallMcp(gateway::Gateway& gw, std::shared_ptr<registry::ToolPins> pins, AdminOptions opt);
 
 }  // namespace aigis::admin

@@ -23,6 +23,7 @@
 #include "guard/guard.h"
 #include "authz/authz.h"
 #include "identity/identity.h"
+#include "registry/registry.h"
 #include "store/store.h"
 
 namespace {
@@ -392,12 +393,21 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
     spdlog::info("guard: {} rules loaded", rules.rules->rules().size());
     opts.guard_rules = rules.rules;
   }
+  // The store outlives everything Serve creates: a non-owning handle.
+  auto pins = registry::ToolPins::Open(std::shared_ptr<store::Store>(std::shared_ptr<void>(), db->get()));
+  if (!pins.ok()) {
+    spdlog::error("mcp tool registry: {}", pins.status().message());
+    return 2;
+  }
+  std::shared_ptr<registry::ToolPins> tool_pins = std::move(pins).value();
+  opts.tool_pins = tool_pins;
   auto g = gateway::Gateway::Create(cfg, opts);
   if (!g.ok()) {
     spdlog::error("{}", g.status().message());
     return 2;
   }
   auto& gw = **g;
+  admin::InstallMcp(gw, tool_pins, admin::AdminOptions{*admin_token});
   if (audit_log) admin::InstallAudit(gw, audit_log, cfg.audit.origin, admin::AdminOptions{*admin_token});
   admin::Install(gw, id, admin::AdminOptions{*admin_token});
   admin::InstallOpenFga(gw, std::move(fga).value(), admin::AdminOptions{*admin_token});

@@ -662,6 +662,79 @@ void ParseAudit(Reader& r, const YAML::Node& n, AuditConfig& a) {
   }
 }
 
+void SecretMap(Reader& r, const YAML::Node& n, std::map<std::string, Secret>& out, const std::string& what) {
+  if (!n.IsMap()) {
+    r.Error(n, what + " must be a mapping of name to value");
+    return;
+  }
+  for (const auto& kv : n) {
+    if (auto v = r.String(kv.second, what + "." + kv.first.Scalar())) out[kv.first.Scalar()] = Secret(*v);
+  }
+}
+
+void ParseMcp(Reader& r, const YAML::Node& n, McpConfig& m) {
+  if (!r.Map(n, "mcp", {"separator", "page_size", "max_sessions", "session_idle_timeout", "catalog_ttl", "servers"})) return;
+  r.Str(n, "separator", m.separator, "mcp");
+  if (m.separator.empty() || m.separator.size() > 8) r.Error(n["separator"], "mcp.separator must be 1 to 8 characters");
+  r.Integer(n, "page_size", m.page_size, "mcp", 1, 10'000);
+  r.Integer(n, "max_sessions", m.max_sessions, "mcp", 1, 10'000'000);
+  r.Duration(n, "session_idle_timeout", m.session_idle_timeout, "mcp", milliseconds(1000));
+  r.Duration(n, "catalog_ttl", m.catalog_ttl, "mcp", milliseconds(0));
+  auto list = n["servers"];
+  if (!list) return;
+  if (!list.IsSequence()) {
+    r.Error(list, "mcp.servers must be a list");
+    return;
+  }
+  for (const auto& item : list) {
+    McpServerConfig s;
+    s.line = Reader::LineOf(item);
+    if (!r.Map(item, "mcp.servers[]", {"name", "url", "headers", "tls", "command", "args", "env", "cwd",
+                                       "restart_backoff", "max_restart_backoff", "auto_approve", "connect_timeout",
+                                       "timeout"})) {
+      continue;
+    }
+    r.Str(item, "name", s.name, "mcp.servers[]");
+    std::string what = fmt::format("mcp server '{}'", s.name);
+    bool name_ok = !s.name.empty() && s.name.size() <= 64;
+    for (char c : s.name) name_ok = name_ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_');
+    if (!name_ok) r.Error(item, fmt::format("{}: name must be 1 to 64 of a-z, 0-9, '-' and '_'", what));
+    else if (s.name.find(m.separator) != std::string::npos) {
+      r.Error(item, fmt::format("{}: the name must not contain the separator '{}'", what, m.separator));
+    }
+    r.Str(item, "url", s.url, what);
+    r.Str(item, "command", s.command, what);
+    if (s.url.empty() == s.command.empty()) r.Error(item, fmt::format("{}: give either url (Streamable HTTP) or command (stdio)", what));
+    if (!s.url.empty() && !StartsWith(s.url, "http://") && !StartsWith(s.url, "https://")) {
+      r.Error(item["url"], fmt::format("{}: url must start with http:// or https://", what));
+    }
+    if (auto h = item["headers"]) SecretMap(r, h, s.headers, what + ".headers");
+    if (auto e = item["env"]) SecretMap(r, e, s.env, what + ".env");
+    if (auto a = item["args"]) s.args = r.StringList(a, what + ".args");
+    r.Str(item, "cwd", s.cwd, what);
+    if (!s.url.empty() && (item["args"] || item["env"] || item["cwd"])) r.Error(item, fmt::format("{}: args, env and cwd are for stdio servers (command)", what));
+    if (auto t = item["tls"]) {
+      if (r.Map(t, what + ".tls", {"verify", "ca_file", "server_name"})) {
+        r.Bool(t, "verify", s.tls.verify, what + ".tls");
+        r.Str(t, "ca_file", s.tls.ca_file, what + ".tls");
+        r.Str(t, "server_name", s.tls.server_name, what + ".tls");
+      }
+    }
+    r.Duration(item, "restart_backoff", s.restart_backoff, what, milliseconds(10));
+    r.Duration(item, "max_restart_backoff", s.max_restart_backoff, what, milliseconds(10));
+    if (s.max_restart_backoff < s.restart_backoff) r.Error(item, what + ": max_restart_backoff must not be below restart_backoff");
+    r.Bool(item, "auto_approve", s.auto_approve, what);
+    r.Duration(item, "connect_timeout", s.connect_timeout, what);
+    r.Duration(item, "timeout", s.timeout, what);
+    for (const auto& other : m.servers) {
+      if (!s.name.empty() && other.name == s.name) {
+        r.Error(item, fmt::format("{} is declared twice (first at line {})", what, other.line));
+      }
+    }
+    m.servers.push_back(std::move(s));
+  }
+}
+
 LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
   Config cfg;
   cfg.source = source;
@@ -669,7 +742,7 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
   if (root.IsNull()) {
     // An empty file means "all defaults".
   } else if (r.Map(root, "the top level", {"listeners", "server", "data_dir", "log", "reload", "upstreams",
-                                           "model_aliases", "routes", "identity", "authz", "guard", "audit"})) {
+                                           "model_aliases", "routes", "identity", "authz", "guard", "audit", "mcp"})) {
     if (auto l = root["listeners"]) {
       if (r.Map(l, "listeners", {"proxy", "admin"})) {
         if (auto p = l["proxy"]) ParseListener(r, p, cfg.proxy, "listeners.proxy");
@@ -715,6 +788,7 @@ LoadResult Parse(const YAML::Node& root, Reader& r, const std::string& source) {
     if (auto az = root["authz"]) ParseAuthz(r, az, cfg.authz);
     if (auto g = root["guard"]) ParseGuard(r, g, cfg.guard);
     if (auto a = root["audit"]) ParseAudit(r, a, cfg.audit);
+    if (auto m = root["mcp"]) ParseMcp(r, m, cfg.mcp);
     if (auto rt = root["routes"]) {
       declared_routes = true;
       if (!rt.IsSequence()) r.Error(rt, "routes must be a list");
@@ -814,6 +888,13 @@ const std::vector<std::string>& KnownLlmPaths() {
   static const std::vector<std::string> kPaths{"/v1/chat/completions", "/v1/responses", "/v1/embeddings",
                                                "/v1/messages"};
   return kPaths;
+}
+
+const McpServerConfig* McpConfig::Find(std::string_view name) const {
+  for (const auto& s : servers) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
 }
 
 const UpstreamConfig* Config::FindUpstream(std::string_view name) const {

@@ -79,6 +79,7 @@ struct UpstreamTlsConfig {
   bool verify = true;       // verify the server certificate and host name
   std::string ca_file;      // extra CA bundle (PEM); system CAs are always used
   std::string server_name;  // SNI / verified name; default: the URL's host
+  bool operator==(const UpstreamTlsConfig&) const = default;
 };
 
 struct UpstreamConfig {
@@ -254,6 +255,38 @@ struct AuditConfig {
   bool operator==(const AuditConfig&) const = default;
 };
 
+// One MCP server behind aigis (docs/mcp.md): over Streamable HTTP (`url`)
+// or spawned by aigis and spoken to over stdio (`command`). Exactly one of
+// the two.
+struct McpServerConfig {
+  std::string name;  // [a-z0-9_-]+, without the separator: /mcp/<name>, tools "<name><sep><tool>"
+  std::string url;   // http(s) URL of its MCP endpoint
+  std::map<std::string, Secret> headers;  // sent with every request (e.g. its API key)
+  UpstreamTlsConfig tls;
+  std::string command;                      // stdio: program (searched in PATH)
+  std::vector<std::string> args;            // stdio: its arguments
+  std::map<std::string, Secret> env;        // stdio: its environment (besides PATH, HOME, LANG)
+  std::string cwd;                          // stdio: working directory ("" = aigis's)
+  milliseconds restart_backoff{250};        // stdio: first restart delay, doubled per failed start
+  milliseconds max_restart_backoff{30'000};
+  bool auto_approve = false;  // tools seen for the first time are callable without an admin's approval
+  milliseconds connect_timeout{5'000};
+  milliseconds timeout{60'000};  // one request, until its answer
+  int line = 0;
+  bool operator==(const McpServerConfig&) const = default;
+};
+
+struct McpConfig {
+  std::string separator = "__";   // federated /mcp: "<server><separator><tool>"
+  size_t page_size = 100;         // items per page of aigis's list answers
+  size_t max_sessions = 10'000;   // client sessions held; beyond, the idlest is ended
+  milliseconds session_idle_timeout{30 * 60'000};
+  milliseconds catalog_ttl{30'000};  // a server's tool list is re-read at least this often for calls
+  std::vector<McpServerConfig> servers;
+  const McpServerConfig* Find(std::string_view name) const;
+  bool operator==(const McpConfig&) const = default;
+};
+
 // The template variables an authz check may use.
 const std::vector<std::string>& AuthzTemplateVariables();
 
@@ -272,6 +305,7 @@ struct Config {
   AuthzConfig authz;
   GuardConfig guard;
   AuditConfig audit;
+  McpConfig mcp;
 
   const UpstreamConfig* FindUpstream(std::string_view name) const;
 };

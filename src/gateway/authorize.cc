@@ -23,11 +23,6 @@ std::string SubjectOf(std::string_view kind, std::string_view id) {
   return fmt::format("{}:{}", kind, id);
 }
 
-// "1.2.3.4:567" / "::1:567" -> the address.
-std::string AddressOf(std::string_view remote) {
-  size_t colon = remote.rfind(':');
-  return std::string(colon == std::string_view::npos ? remote : remote.substr(0, colon));
-}
 
 class AuthorizeStageImpl final : public AuthorizeStage {
  public:
@@ -45,8 +40,7 @@ class AuthorizeStageImpl final : public AuthorizeStage {
     auto it = cfg.checks.find("llm");
     if (it == cfg.checks.end() || it->second.empty()) return Decision::Continue();
 
-    std::vector<std::string> subjects{SubjectOf(ex.principal.kind, ex.principal.id)};
-    for (const auto& a : ex.principal.act) subjects.push_back("agent:" + a);
+    std::vector<std::string> subjects = SubjectsOf(ex.principal);
     std::vector<std::pair<std::string_view, std::string>> vars = {
         {"principal.id", ex.principal.id},         {"principal.kind", ex.principal.kind},
         {"principal.tenant", ex.principal.tenant}, {"request.model", ex.model},
@@ -164,6 +158,17 @@ class AuthorizeStageImpl final : public AuthorizeStage {
 };
 
 }  // namespace
+
+std::vector<std::string> SubjectsOf(const Principal& p) {
+  std::vector<std::string> subjects{SubjectOf(p.kind, p.id)};
+  for (const auto& a : p.act) subjects.push_back("agent:" + a);
+  return subjects;
+}
+
+std::string AddressOf(std::string_view remote) {
+  size_t colon = remote.rfind(':');
+  return std::string(colon == std::string_view::npos ? remote : remote.substr(0, colon));
+}
 
 std::string ExpandTemplate(std::string_view tmpl, const std::vector<std::pair<std::string_view, std::string>>& vars) {
   std::string out;

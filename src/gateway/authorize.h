@@ -20,6 +20,12 @@ class AuthorizeStage : public Stage {
 };
 std::shared_ptr<AuthorizeStage> MakeAuthorizeStage(std::shared_ptr<authz::Service> service);
 
+// Who a check is repeated for: the caller as "type:id" ("user:*" when
+// anonymous) and each actor of its `act` chain as "agent:<id>".
+std::vector<std::string> SubjectsOf(const Principal& p);
+// "1.2.3.4:567" / "::1:567" -> the address.
+std::string AddressOf(std::string_view remote);
+
 // Expands "{name}" references; unknown names expand to "".
 std::string ExpandTemplate(std::string_view tmpl, const std::vector<std::pair<std::string_view, std::string>>& vars);
 

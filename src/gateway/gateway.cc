@@ -19,6 +19,7 @@
 #include "gateway/llm.h"
 #include "gateway/record.h"
 #include "gateway/screen.h"
+#include "gateway/mcp.h"
 #include "gateway/metrics.h"
 #include "net/net.h"
 
@@ -36,6 +37,16 @@ std::string_view EndpointName(Endpoint e) {
     case Endpoint::kEmbeddings: return "embeddings";
     case Endpoint::kModels: return "models";
     case Endpoint::kMessages: return "messages";
+    case Endpoint::kMcp: return "mcp";
+  }
+  return "unknown";
+}
+
+std::string_view ProtocolName(Protocol p) {
+  switch (p) {
+    case Protocol::kOpenAI: return "openai";
+    case Protocol::kAnthropic: return "anthropic";
+    case Protocol::kMcp: return "mcp";
   }
   return "unknown";
 }
@@ -435,6 +446,50 @@ struct Gateway::Impl {
   bool RunStages(Exchange& ex, const std::vector<std::shared_ptr<Stage>>& stages, Decision& deny);
   Task<bool> AskClassifier(Exchange& ex, const Runtime& rt, int worker, Decision& deny);
 
+  std::unique_ptr<McpGateway> MakeMcp() {
+    McpHooks h;
+    h.authz = options.authz;
+    h.pins = options.tool_pins;
+    h.rules = [this] { return screen->rules(); };
+    h.authenticate = [this](Exchange& ex, Decision& deny) {
+      return RunStages(ex, stages[static_cast<size_t>(Phase::kAuthenticate)], deny);
+    };
+    h.blocking = [this](std::function<void()> fn) -> Task<void> {
+      co_await asio::co_spawn(blocking.get_executor(), [fn = std::move(fn)]() -> Task<void> {
+        fn();
+        co_return;
+      }, asio::use_awaitable);
+    };
+    h.alert = [this](const Exchange& ex, const std::string& kind, const std::string& detail) {
+      ActionRecord a;
+      a.kind = "alert";
+      a.tenant = ex.tenant;
+      a.request_id = ex.request_id;
+      a.time = clock->Now();
+      a.status = 200;
+      a.action = kind;
+      a.principal = "aigis";
+      a.detail = detail;
+      spdlog::warn("alert {} (request {}): {}", kind, ex.request_id, detail);
+      if (events_enabled) {
+        Event e;
+        e.kind = "alert";
+        e.time = a.time;
+        e.tenant = ex.tenant;
+        e.request_id = ex.request_id;
+        e.Set("alert", kind).Set("detail", detail);
+        events->Emit(e);
+      }
+      if (audit) (void)RecordAction(std::move(a));
+    };
+    auto id = options.identity;
+    h.issuer = [id] { return id ? id->issuer() : std::string(); };
+    h.version = options.version;
+    h.metrics = &metrics;
+    h.clock = clock;
+    return std::make_unique<McpGateway>(std::move(h), pool.context(0));
+  }
+
   GatewayOptions options;
   SystemClock system_clock;
   const Clock* clock;
@@ -455,6 +510,7 @@ struct Gateway::Impl {
   std::array<std::vector<std::shared_ptr<Stage>>, 4> stages;  // by Phase
   std::shared_ptr<AuthorizeStage> authorize;                  // also in stages, when authz is set
   std::shared_ptr<ScreenRequestStage> screen;                 // also in stages
+  std::unique_ptr<McpGateway> mcp;                            // when options.tool_pins is set
   std::vector<std::shared_ptr<ResponseStage>> response_stages;
   std::array<std::vector<Mount>, 2> mounts;  // by Listener
   // Handlers that block (store writes) run here, never on an I/O thread.
@@ -711,6 +767,10 @@ Task<void> Gateway::Impl::HandleExchange(Exchange& ex, const Runtime& rt_ref, ne
         co_await SendError(ex, w, 503, "audit_unavailable", "the audit log cannot take records: " + st.message());
         break;
       }
+    }
+    if (mcp && McpGateway::Serves(req.path())) {
+      co_await mcp->Handle(ex, req, w, *clients[static_cast<size_t>(req.worker)]);
+      break;
     }
     auto match = llm::Classify(req.method, req.path());
     if (!match) {
@@ -1070,7 +1130,7 @@ void Gateway::Impl::Record(Exchange& ex, int worker, AuditWriter* aw) {
   e.tenant = ex.tenant;
   e.request_id = ex.request_id;
   e.Set("method", ex.method).Set("path", ex.path).Set("remote", ex.remote).Set("status", int64_t{status});
-  e.Set("protocol", std::string(ex.protocol == Protocol::kAnthropic ? "anthropic" : "openai"));
+  e.Set("protocol", std::string(ProtocolName(ex.protocol)));
   e.Set("principal", ex.principal.kind + (ex.principal.id.empty() ? "" : ":" + ex.principal.id));
   if (!ex.route.empty()) e.Set("route", ex.route);
   if (!ex.model.empty()) e.Set("model", ex.model);
@@ -1080,6 +1140,13 @@ void Gateway::Impl::Record(Exchange& ex, int worker, AuditWriter* aw) {
     e.Set("upstream_us", static_cast<int64_t>(ex.upstream_latency.count()));
   }
   e.Set("stream", ex.stream);
+  if (ex.protocol == Protocol::kMcp) {
+    e.Set("mcp_method", ex.mcp.method);
+    if (!ex.mcp.server.empty()) e.Set("mcp_server", ex.mcp.server);
+    if (!ex.mcp.tool.empty()) e.Set("mcp_tool", ex.mcp.tool);
+    if (ex.mcp.error_code != 0) e.Set("mcp_error", int64_t{ex.mcp.error_code}).Set("mcp_error_message", ex.mcp.error);
+    if (!ex.mcp.upstream_error.empty()) e.Set("mcp_upstream_error", ex.mcp.upstream_error);
+  }
   if (ex.usage.reported) {
     e.Set("input_tokens", ex.usage.input_tokens).Set("output_tokens", ex.usage.output_tokens);
   }
@@ -1170,6 +1237,13 @@ std::string Gateway::Impl::RenderMetrics() const {
     g.authz_errors = st.errors;
     g.authz_cache_hits = st.cache_hits;
   }
+  if (mcp) {
+    auto st = mcp->stats();
+    g.mcp = true;
+    g.mcp_sessions = st.sessions;
+    g.mcp_stdio_running = st.stdio_running;
+    g.mcp_stdio_restarts = st.stdio_restarts;
+  }
   return metrics.Render(g, options.version, options.commit);
 }
 
@@ -1226,6 +1300,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(const config::Config& cfg, Gate
   g->impl_->stages[static_cast<size_t>(Phase::kScreenRequest)].push_back(g->impl_->screen);
   g->impl_->response_stages.push_back(MakeScreenResponseStage());
   g->impl_->audit = g->impl_->options.audit;
+  if (g->impl_->options.tool_pins) g->impl_->mcp = g->impl_->MakeMcp();
   if (g->impl_->options.events) {
     g->impl_->events = g->impl_->options.events;
   } else if (cfg.log.access_log == "off") {
@@ -1363,6 +1438,22 @@ Result<Ports> Gateway::Start() {
     Handle(Listener::kProxy, "/.well-known/oauth-authorization-server",
            document([id] { return id->MetadataJson(); }), false);
   }
+  if (impl_->mcp) {
+    if (Status st = impl_->mcp->Configure(cfg.mcp); !st.ok()) return st;
+    McpGateway* mcp = impl_->mcp.get();
+    auto metadata = [mcp, impl](const HttpRequest& r) {
+      if (r.method != "GET" && r.method != "HEAD") {
+        HttpResponse h;
+        h.status = 405;
+        h.headers.Add("Allow", "GET, HEAD");
+        h.body = R"({"error":{"code":"method_not_allowed","message":"use GET"}})";
+        return h;
+      }
+      return mcp->ResourceMetadata(r.path, impl->Snapshot()->config);
+    };
+    Handle(Listener::kProxy, "/.well-known/oauth-protected-resource", metadata, false);
+    Handle(Listener::kProxy, "/.well-known/oauth-protected-resource/", metadata, false);
+  }
   Ports ports;
   auto p = impl_->proxy->Listen();
   if (!p.ok()) return p.status();
@@ -1393,6 +1484,13 @@ Status Gateway::Reload(const config::Config& next) {
   if (!(old.proxy == next.proxy) || !(old.admin == next.admin) || old.server.threads != next.server.threads) {
     spdlog::warn("config reload: listener and thread changes take effect after a restart");
   }
+  if (impl_->mcp) {
+    if (Status st = impl_->mcp->Configure(next.mcp); !st.ok()) {
+      impl_->metrics.reloads_failed.fetch_add(1);
+      impl_->RecordReload(false, st.message());
+      return st;
+    }
+  }
   impl_->runtime.store(std::move(rt).value(), std::memory_order_release);
   impl_->metrics.reloads_ok.fetch_add(1);
   impl_->RecordReload(true, next.source);
@@ -1406,6 +1504,7 @@ void Gateway::NoteReloadFailure(std::string_view why) {
 
 void Gateway::Shutdown(std::chrono::milliseconds deadline) {
   impl_->ready.store(false);
+  if (impl_->mcp) impl_->mcp->EndStreams();
   if (impl_->proxy) impl_->proxy->Drain();
   if (impl_->admin) impl_->admin->Drain();
   auto until = std::chrono::steady_clock::now() + deadline;
@@ -1415,6 +1514,7 @@ void Gateway::Shutdown(std::chrono::milliseconds deadline) {
   if (impl_->metrics.inflight.load() > 0) {
     spdlog::warn("shutdown deadline reached with {} exchanges in flight; closing them", impl_->metrics.inflight.load());
   }
+  if (impl_->mcp) impl_->mcp->Shutdown();  // stdio servers: SIGTERM, then SIGKILL
   if (impl_->proxy) impl_->proxy->CloseAll();
   if (impl_->admin) impl_->admin->CloseAll();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let cancelled coroutines unwind

@@ -36,11 +36,15 @@ class RuleSet;
 namespace aigis::audit {
 class Log;
 }
+namespace aigis::registry {
+class ToolPins;
+}
 
 namespace aigis::gateway {
 
-enum class Protocol { kOpenAI, kAnthropic };
-enum class Endpoint { kChatCompletions, kResponses, kEmbeddings, kModels, kMessages };
+enum class Protocol { kOpenAI, kAnthropic, kMcp };
+std::string_view ProtocolName(Protocol p);
+enum class Endpoint { kChatCompletions, kResponses, kEmbeddings, kModels, kMessages, kMcp };
 std::string_view EndpointName(Endpoint e);
 
 struct Decision {
@@ -113,6 +117,19 @@ struct GuardRecord {
   std::vector<std::string> response_rules;
 };
 
+// One MCP request (JSON-RPC over Streamable HTTP, gateway/mcp.cc).
+struct McpRecord {
+  std::string method;   // JSON-RPC method ("" for a notification batch or a response)
+  std::string server;   // the upstream server ("" = none, or several for a federated list)
+  std::string tool;     // tools/call: the upstream tool's name; resources/read: its URI; prompts/get: its name
+  std::string session;  // SHA-256 prefix of the Mcp-Session-Id (the id itself is a credential)
+  std::string rpc_id;   // the request's JSON-RPC id, as JSON text
+  int error_code = 0;   // the JSON-RPC error aigis answered with (0 = a result)
+  std::string error;    // its message
+  std::string upstream_error;  // what went wrong upstream, when something did
+  std::vector<std::string> alerts;  // alert events raised by this request (tool changed, poisoned)
+};
+
 struct ScreenState;  // the guard screens' per-exchange state (screen.cc)
 
 struct Exchange {
@@ -148,7 +165,8 @@ struct Exchange {
   Usage usage;
   std::vector<StageRecord> decisions;
   std::vector<AuthzRecord> authz;  // every check of the authorize stage
-  GuardRecord guard;               // the request and response screens
+  GuardRecord guard;               // the request and response screens (MCP: tool arguments and result)
+  McpRecord mcp;                   // protocol kMcp only
   std::shared_ptr<ScreenState> screen;
   std::chrono::microseconds upstream_latency{0};
   bool audited = false;  // its audit record is appended
@@ -218,6 +236,9 @@ struct GatewayOptions {
   // listener, and the proxy's identity endpoints) and per config reload.
   // While the log cannot take records, requests are refused (503).
   std::shared_ptr<audit::Log> audit;
+  // When set: the MCP gateway serves /mcp and /mcp/<server> (config `mcp`,
+  // docs/mcp.md), with tools pinned here.
+  std::shared_ptr<registry::ToolPins> tool_pins;
 };
 
 class Gateway {

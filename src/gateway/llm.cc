@@ -61,6 +61,13 @@ std::string_view AnthropicType(int status) {
 }
 
 json::object ErrorObject(Protocol p, int status, std::string_view code, std::string_view message) {
+  if (p == Protocol::kMcp) {
+    // A JSON-RPC error for a request aigis could not read an id from
+    // (MCP errors with an id are written by gateway/mcp.cc).
+    return {{"jsonrpc", "2.0"},
+            {"id", nullptr},
+            {"error", {{"code", status == 400 ? -32600 : -32000}, {"message", message}, {"data", {{"code", code}}}}}};
+  }
   if (p == Protocol::kAnthropic) {
     return {{"type", "error"}, {"error", {{"type", AnthropicType(status)}, {"message", message}}}};
   }

@@ -72,12 +72,27 @@ void Metrics::AddTokens(int shard, std::string_view model, int64_t input, int64_
   s.tokens.try_emplace({m, "input"}, 0);
 }
 
+void Metrics::ObserveMcpCall(int shard, std::string_view server, std::string_view tool, std::string_view outcome) {
+  Shard& s = *shards_[static_cast<size_t>(shard) % shards_.size()];
+  std::lock_guard lock(s.mu);
+  auto key = std::make_tuple(std::string(server), std::string(tool), std::string(outcome));
+  auto it = s.mcp_calls.find(key);
+  if (it == s.mcp_calls.end()) {
+    if (s.tool_labels >= kMaxModelLabels) std::get<1>(key) = "other";
+    else ++s.tool_labels;
+    it = s.mcp_calls.try_emplace(std::move(key), 0).first;
+  }
+  ++it->second;
+}
+
 std::string Metrics::Render(const Gauges& g, std::string_view version, std::string_view commit) const {
   std::map<std::pair<std::string, int>, uint64_t> requests;
   std::map<std::string, Histogram> request_seconds, upstream_seconds;
   std::map<std::pair<std::string, std::string>, uint64_t> attempts, tokens;
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> mcp_calls;
   for (const auto& sp : shards_) {
     std::lock_guard lock(sp->mu);
+    for (const auto& [k, v] : sp->mcp_calls) mcp_calls[k] += v;
     for (const auto& [k, v] : sp->requests) requests[k] += v;
     for (const auto& [k, v] : sp->request_seconds) request_seconds[k].Merge(v);
     for (const auto& [k, v] : sp->upstream_seconds) upstream_seconds[k].Merge(v);
@@ -122,6 +137,22 @@ std::string Metrics::Render(const Gauges& g, std::string_view version, std::stri
     out += fmt::format("aigis_tokens_total{{direction=\"{}\",model=\"{}\"}} {}\n", k.second, Esc(k.first), v);
   }
 
+  if (g.mcp || !mcp_calls.empty()) {
+    header("aigis_mcp_calls_total", "counter",
+           "MCP tools/call requests by server, tool and outcome (ok, denied, blocked, not_approved, upstream_error, tool_error, error).");
+    for (const auto& [k, v] : mcp_calls) {
+      out += fmt::format("aigis_mcp_calls_total{{server=\"{}\",tool=\"{}\",outcome=\"{}\"}} {}\n", Esc(std::get<0>(k)),
+                         Esc(std::get<1>(k)), Esc(std::get<2>(k)), v);
+    }
+  }
+  if (g.mcp) {
+    header("aigis_mcp_sessions", "gauge", "MCP client sessions held.");
+    out += fmt::format("aigis_mcp_sessions {}\n", g.mcp_sessions);
+    header("aigis_mcp_stdio_servers_running", "gauge", "Stdio MCP servers running and initialized.");
+    out += fmt::format("aigis_mcp_stdio_servers_running {}\n", g.mcp_stdio_running);
+    header("aigis_mcp_stdio_restarts_total", "counter", "Restarts of stdio MCP servers after they exited.");
+    out += fmt::format("aigis_mcp_stdio_restarts_total {}\n", g.mcp_stdio_restarts);
+  }
   header("aigis_inflight_requests", "gauge", "Exchanges being handled right now.");
   out += fmt::format("aigis_inflight_requests {}\n", inflight.load());
   header("aigis_client_connections", "gauge", "Open client connections on the proxy listener.");

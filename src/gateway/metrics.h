@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace aigis::gateway {
@@ -28,6 +29,9 @@ class Metrics {
   void ObserveRequest(int shard, std::string_view route, int status, double seconds);
   void ObserveUpstream(int shard, std::string_view upstream, std::string_view outcome, double seconds);
   void AddTokens(int shard, std::string_view model, int64_t input, int64_t output);
+  // One MCP tools/call: outcome ok | denied | blocked | not_approved |
+  // upstream_error | tool_error | error. Tool labels are capped like models.
+  void ObserveMcpCall(int shard, std::string_view server, std::string_view tool, std::string_view outcome);
 
   std::atomic<int64_t> inflight{0};
   std::atomic<uint64_t> reloads_ok{0};
@@ -55,6 +59,9 @@ class Metrics {
       uint64_t delivered = 0, dropped = 0, failures = 0, queued = 0;
     };
     std::vector<Sink> audit_sinks;
+    bool mcp = false;  // the MCP gauges below are rendered
+    int64_t mcp_sessions = 0, mcp_stdio_running = 0;
+    uint64_t mcp_stdio_restarts = 0;
   };
   std::string Render(const Gauges& g, std::string_view version, std::string_view commit) const;
 
@@ -74,6 +81,8 @@ class Metrics {
     std::map<std::pair<std::string, std::string>, uint64_t, std::less<>> upstream_attempts;
     std::map<std::pair<std::string, std::string>, uint64_t, std::less<>> tokens;
     size_t model_labels = 0;
+    std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> mcp_calls;
+    size_t tool_labels = 0;
   };
   std::vector<std::unique_ptr<Shard>> shards_;
 };

@@ -51,7 +51,7 @@ std::string_view ExchangeDecision(const Exchange& ex, int status) {
   for (const auto& d : ex.decisions) {
     if (d.outcome == "deny") return "deny";
   }
-  if (status >= 400 || !ex.decisions.empty()) return "error";
+  if (status >= 400 || !ex.decisions.empty() || ex.mcp.error_code != 0) return "error";
   return "allow";
 }
 
@@ -71,7 +71,7 @@ std::string ExchangeRecord(const Exchange& ex, const RecordInputs& in) {
   r["method"] = ex.method;
   r["path"] = ex.path;
   r["remote"] = ex.remote;
-  r["protocol"] = ex.protocol == Protocol::kAnthropic ? "anthropic" : "openai";
+  r["protocol"] = std::string(ProtocolName(ex.protocol));
   r["endpoint"] = std::string(EndpointName(ex.endpoint));
   if (!ex.route.empty()) r["route"] = ex.route;
   if (!ex.model.empty()) r["model"] = ex.model;
@@ -151,6 +151,18 @@ std::string ExchangeRecord(const Exchange& ex, const RecordInputs& in) {
                                  {"status", ex.upstream_status},
                                  {"attempts", ex.attempts},
                                  {"latency_us", static_cast<int64_t>(ex.upstream_latency.count())}};
+  }
+  if (ex.protocol == Protocol::kMcp) {
+    const McpRecord& m = ex.mcp;
+    json::object o{{"method", m.method}};
+    if (!m.server.empty()) o["server"] = m.server;
+    if (!m.tool.empty()) o["tool"] = m.tool;
+    if (!m.session.empty()) o["session"] = m.session;
+    if (!m.rpc_id.empty()) o["rpc_id"] = m.rpc_id;
+    if (m.error_code != 0) o["error"] = json::object{{"code", m.error_code}, {"message", m.error}};
+    if (!m.upstream_error.empty()) o["upstream_error"] = m.upstream_error;
+    if (!m.alerts.empty()) o["alerts"] = Strings(m.alerts);
+    r["mcp"] = std::move(o);
   }
   if (ex.usage.reported) {
     r["usage"] = json::object{{"input_tokens", ex.usage.input_tokens}, {"output_tokens", ex.usage.output_tokens}};

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 
 #include "gateway/llm.h"
 
@@ -103,6 +104,7 @@ class ScreenRequestStageImpl final : public ScreenRequestStage {
   explicit ScreenRequestStageImpl(std::shared_ptr<const guard::RuleSet> rules) : rules_(std::move(rules)) {}
   std::string_view name() const override { return "screen_request"; }
   void SetRules(std::shared_ptr<const guard::RuleSet> rules) override { rules_.store(std::move(rules)); }
+  std::shared_ptr<const guard::RuleSet> rules() const override { return rules_.load(); }
 
   Decision OnRequest(Exchange& ex) override {
     if (ex.config == nullptr || !ex.config->guard.enabled) return Decision::Continue();
@@ -393,6 +395,139 @@ Decision JudgeClassifier(Exchange& ex, const Result<ClassifierAnswer>& answer) {
   return Decision::Deny(400, "content_blocked",
                         fmt::format("the request was blocked by the guard classifier{}",
                                     verdict.second.empty() ? "" : " (categories " + verdict.second + ")"));
+}
+
+namespace {
+
+// The string at an RFC 6901 pointer of `doc`, or null (a member name, a
+// number, a pointer that does not resolve).
+json::string* StringAt(json::value& doc, std::string_view pointer) {
+  json::value* v = &doc;
+  size_t i = 0;
+  while (i < pointer.size()) {
+    if (pointer[i] != '/') return nullptr;
+    size_t end = pointer.find('/', i + 1);
+    if (end == std::string_view::npos) end = pointer.size();
+    std::string token;
+    for (size_t k = i + 1; k < end; ++k) {
+      if (pointer[k] == '~' && k + 1 < end) {
+        token.push_back(pointer[k + 1] == '1' ? '/' : '~');
+        ++k;
+      } else {
+        token.push_back(pointer[k]);
+      }
+    }
+    if (auto* o = v->if_object()) {
+      v = o->if_contains(token);
+    } else if (auto* a = v->if_array()) {
+      size_t idx = 0;
+      auto [p, ec] = std::from_chars(token.data(), token.data() + token.size(), idx);
+      v = ec == std::errc() && p == token.data() + token.size() && idx < a->size() ? &(*a)[idx] : nullptr;
+    } else {
+      v = nullptr;
+    }
+    if (v == nullptr) return nullptr;
+    i = end;
+  }
+  return v->if_string();
+}
+
+// The caller's masked values put back in every string of a tool result.
+void UnmaskStrings(json::value& v, const guard::MaskingVault& vault) {
+  if (auto* s = v.if_string()) {
+    if (s->find('[') != json::string::npos) *s = vault.Unmask(std::string_view(s->data(), s->size()));
+  } else if (auto* a = v.if_array()) {
+    for (auto& x : *a) UnmaskStrings(x, vault);
+  } else if (auto* o = v.if_object()) {
+    for (auto& kv : *o) UnmaskStrings(kv.value(), vault);
+  }
+}
+
+}  // namespace
+
+Decision ScreenToolJson(Exchange& ex, const std::shared_ptr<const guard::RuleSet>& rules, guard::Where where,
+                        json::value& doc) {
+  if (ex.config == nullptr || !ex.config->guard.enabled) return Decision::Continue();
+  if (!ex.screen) {
+    auto st = std::make_shared<ScreenState>();
+    ResolvePolicy(ex.config->guard, ex, *st);
+    if (st->policy_cfg) ex.guard.policy = st->policy_cfg->name;
+    st->rules = rules;
+    ex.screen = std::move(st);
+  }
+  ScreenState& st = *ex.screen;
+  if (st.policy.mode == guard::Policy::Mode::kOff) return Decision::Continue();
+  if (!st.rules) return Decision::Deny(503, "guard_unavailable", "the guard rules are not loaded");  // fail closed
+  bool result = where == guard::Where::kToolResult;
+  if (result && !ex.config->guard.screen_responses) {
+    // Not screened, but the caller's own values still come back.
+    if (st.vault.restores()) UnmaskStrings(doc, st.vault);
+    return Decision::Continue();
+  }
+  std::string text = json::serialize(doc);
+  auto scanned = guard::ScanJson(*st.rules, text, where);
+  if (!scanned.ok()) return Decision::Deny(500, "guard_error", scanned.status().message());
+  std::vector<guard::Finding> fs = st.Filter(std::move(scanned).value());
+  bool to_mask = HasMask(fs);
+  std::vector<guard::Finding> masks;
+  if (to_mask) {
+    for (const auto& f : fs) {
+      if (f.rule->action == guard::Action::kMask) masks.push_back(f);
+    }
+  }
+  guard::Verdict v = guard::Judge(std::move(fs), st.policy);
+  std::string outcome = Outcome(v, st, to_mask);
+  if (result) {
+    ex.guard.response_screened = true;
+    ex.guard.response_score = std::max(ex.guard.response_score, v.score);
+    ex.guard.response_outcome = outcome;
+    AddIds(v.findings, ex.guard.response_rules);
+  } else {
+    ex.guard.screened = true;
+    ex.guard.score = std::max(ex.guard.score, v.score);
+    ex.guard.outcome = outcome;
+    AddIds(v.findings, ex.guard.rules);
+  }
+  for (const auto& f : v.findings) {
+    std::string field = fmt::format("{}@{}{}", f.rule->id, result ? "result" : "arguments", f.pointer);
+    if (std::find(ex.guard.fields.begin(), ex.guard.fields.end(), field) == ex.guard.fields.end()) {
+      ex.guard.fields.push_back(std::move(field));
+    }
+  }
+  if (v.block) {
+    st.blocked = true;
+    return BlockedBy(v, result ? "tool result" : "tool call's arguments");
+  }
+  if (to_mask && st.enforce()) {
+    // Spans are per string value; a finding in a member name (its pointer
+    // then names the member, whose value may be anything) is not masked
+    // but it still counts in the verdict.
+    std::stable_sort(masks.begin(), masks.end(), [](const auto& a, const auto& b) { return a.pointer < b.pointer; });
+    for (size_t i = 0; i < masks.size();) {
+      size_t j = i;
+      while (j < masks.size() && masks[j].pointer == masks[i].pointer) ++j;
+      json::string* s = StringAt(doc, masks[i].pointer);
+      std::vector<guard::Finding> group(masks.begin() + static_cast<std::ptrdiff_t>(i),
+                                        masks.begin() + static_cast<std::ptrdiff_t>(j));
+      std::erase_if(group, [&](const guard::Finding& f) { return s == nullptr || f.end > s->size(); });
+      if (!group.empty()) {
+        std::string masked = st.vault.Mask(std::string_view(s->data(), s->size()), group, /*restore=*/!result);
+        *s = masked;
+      }
+      i = j;
+    }
+    ex.guard.masked = st.vault.Digest();
+  }
+  if (result && st.vault.restores()) UnmaskStrings(doc, st.vault);
+  return Decision::Continue();
+}
+
+guard::Verdict ScreenToolDefinition(const Exchange& ex, const guard::RuleSet& rules, std::string_view tool_json) {
+  ScreenState st;
+  ResolvePolicy(ex.config->guard, ex, st);
+  auto fs = guard::ScanJson(rules, tool_json, guard::Where::kToolDescription);
+  if (!fs.ok()) return guard::Judge(st.Filter(rules.Scan(tool_json, guard::Where::kToolDescription)), st.policy);
+  return guard::Judge(st.Filter(std::move(fs).value()), st.policy);
 }
 
 std::string RemaskForRecord(const Exchange& ex, std::string_view text) {

@@ -14,6 +14,8 @@
 #include <optional>
 #include <string>
 
+#include <boost/json/value.hpp>
+
 #include "gateway/gateway.h"
 #include "guard/guard.h"
 
@@ -29,6 +31,7 @@ namespace aigis::gateway {
 class ScreenRequestStage : public Stage {
  public:
   virtual void SetRules(std::shared_ptr<const guard::RuleSet> rules) = 0;
+  virtual std::shared_ptr<const guard::RuleSet> rules() const = 0;
 };
 std::shared_ptr<ScreenRequestStage> MakeScreenRequestStage(std::shared_ptr<const guard::RuleSet> rules);
 
@@ -49,6 +52,22 @@ struct ClassifierAnswer {
   std::string body;
 };
 Decision JudgeClassifier(Exchange& ex, const Result<ClassifierAnswer>& answer);
+
+// MCP tool traffic (gateway/mcp.cc), under the policy that applies to the
+// exchange's route ("mcp/<server>") and principal; nothing is screened when
+// guard is off. Tool arguments (`where` kToolArgs, before the call) are the
+// request side of ex.guard, a tool result (kToolResult) its response side.
+// Every string of `doc` (and every member name) is scanned; a block denies
+// with 400 content_blocked; mask rules rewrite the strings in `doc` in place
+// (arguments: restorable, so the result carries the caller's values back;
+// results: never restored), and a result gets the arguments' placeholders
+// restored. Fails closed (503) when guard is on without rules.
+Decision ScreenToolJson(Exchange& ex, const std::shared_ptr<const guard::RuleSet>& rules, guard::Where where,
+                        boost::json::value& doc);
+// A tool definition (one element of tools/list) screened for poisoning at
+// discovery (kToolDescription), under the exchange's policy. `verdict.block`
+// means: hide it and refuse its calls.
+guard::Verdict ScreenToolDefinition(const Exchange& ex, const guard::RuleSet& rules, std::string_view tool_json);
 
 // `text` with every value the exchange's masking vault holds replaced by its
 // placeholder (the audit record's copy of a response the client saw

@@ -9,6 +9,7 @@
 // and hides or refuses what is not approved; the admin API approves.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -75,12 +76,16 @@ class ToolPins {
                              std::string_view fingerprint, std::string_view approved_by);
   // Every tool of the server ever listed, by name.
   Result<std::vector<ToolStatus>> List(std::string_view tenant, std::string_view server);
+  // Grows with every approval in this process: a reader that caches
+  // statuses drops them when it changed.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
   ToolPins(std::shared_ptr<store::Store> store, const Clock* clock) : store_(std::move(store)), clock_(clock) {}
   std::shared_ptr<store::Store> store_;
   const Clock* clock_;
   SystemClock system_clock_;
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace aigis::registry

@@ -275,6 +275,7 @@ Result<ToolStatus> ToolPins::Approve(std::string_view tenant, std::string_view s
     return Status::Ok();
   });
   RETURN_IF_ERROR(st);
+  generation_.fetch_add(1, std::memory_order_release);
   return out;
 }
 
