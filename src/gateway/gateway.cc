@@ -455,10 +455,12 @@ struct Gateway::Impl {
       return RunStages(ex, stages[static_cast<size_t>(Phase::kAuthenticate)], deny);
     };
     h.blocking = [this](std::function<void()> fn) -> Task<void> {
-      co_await asio::co_spawn(blocking.get_executor(), [fn = std::move(fn)]() -> Task<void> {
+      // (No temporary with a destructor in the co_await: GCC 12.)
+      auto run = [&fn]() -> Task<void> {
         fn();
         co_return;
-      }, asio::use_awaitable);
+      };
+      co_await asio::co_spawn(blocking.get_executor(), run, asio::use_awaitable);
     };
     h.alert = [this](const Exchange& ex, const std::string& kind, const std::string& detail) {
       ActionRecord a;

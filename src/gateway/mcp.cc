@@ -74,11 +74,12 @@ json::value ParseJson(std::string_view text, std::error_code& ec) {
 }
 
 // An object id for the authorization model: "<type>:<server>/<name>", with
-// the characters OpenFGA ids cannot hold percent-encoded.
+// the characters OpenFGA ids cannot hold (':', '#', '@', space, controls)
+// and '%' itself percent-encoded: mcp_resource:files/docs%3A//readme.
 std::string ObjectId(std::string_view type, std::string_view server, std::string_view name) {
   std::string out = fmt::format("{}:{}/", type, server);
   for (unsigned char c : name) {
-    if (c <= 0x20 || c == '#' || c == '%' || c >= 0x7f) out += fmt::format("%{:02X}", c);
+    if (c <= 0x20 || c == '#' || c == '%' || c == ':' || c == '@' || c >= 0x7f) out += fmt::format("%{:02X}", c);
     else out.push_back(static_cast<char>(c));
   }
   return out;
@@ -550,12 +551,14 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     return json::object{{"jsonrpc", "2.0"}, {"id", id}, {"error", std::move(err)}};
   }
 
+  // (GCC 12 destroys temporaries of a co_await expression twice: callers
+  // pass locals, and headers by pointer.)
   static Task<void> SendJson(Exchange& ex, net::ResponseWriter& w, int status, const json::object& body,
-                             Headers extra = {}) {
+                             Headers* extra) {
     ex.status = status;
     net::Response r;
     r.status = status;
-    r.headers = std::move(extra);
+    if (extra != nullptr) r.headers = std::move(*extra);
     r.headers.Add("Content-Type", "application/json");
     r.headers.Add("X-Request-Id", ex.request_id);
     r.body = json::serialize(body);
@@ -563,12 +566,12 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
   }
   // An error outside any JSON-RPC exchange (HTTP-level), or for a request
   // whose id is known.
-  static Task<void> SendError(Exchange& ex, net::ResponseWriter& w, int status, const json::value& id, RpcError e,
-                              Headers extra = {}) {
+  static Task<void> SendError(Exchange& ex, net::ResponseWriter& w, int status, const json::value& id,
+                              const RpcError& e, Headers* extra) {
     ex.mcp.error_code = e.code;
     ex.mcp.error = e.message;
     json::object body = ReplyError(id, e);
-    co_await SendJson(ex, w, status, body, std::move(extra));
+    co_await SendJson(ex, w, status, body, extra);
   }
 
   void Deny(Exchange& ex, std::string stage, const RpcError& e) {
@@ -685,7 +688,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
 
   // One request to a server on behalf of a client session.
   Task<Answer> Call(Session& sess, const ServerRt& s, net::HttpClient& client, net::Cancellation* cancel,
-                    std::string method, json::value params) {
+                    std::string_view method, json::value params) {
     json::object msg{{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}};
     if (!params.is_null()) msg["params"] = std::move(params);
     if (s.stdio) {
@@ -696,7 +699,8 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
         auto answer = co_await proc->Call(std::move(m), timeout);
         co_return std::optional<Answer>(std::move(answer));
       };
-      std::optional<Answer> answer = co_await asio::co_spawn(stdio_ctx, on_stdio(std::move(msg)), asio::use_awaitable);
+      auto task = on_stdio(std::move(msg));
+      std::optional<Answer> answer = co_await asio::co_spawn(stdio_ctx, std::move(task), asio::use_awaitable);
       co_return std::move(*answer);
     }
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -719,7 +723,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
 
   // Every page of a list method, items of `key` concatenated (bounded).
   Task<Result<json::array>> ListAll(Session& sess, const ServerRt& s, net::HttpClient& client, net::Cancellation* cancel,
-                                    std::string method, std::string key) {
+                                    std::string_view method, std::string_view key) {
     json::array items;
     std::string cursor;
     for (int page = 0; page < 100; ++page) {
@@ -868,7 +872,8 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     registry::PinPolicy policy{s.cfg.auto_approve};
     std::string tenant = ex.tenant, server = s.cfg.name;
     auto pins = hooks.pins;
-    co_await hooks.blocking([&] { out = pins->Observe(tenant, server, text, policy); });
+    std::function<void()> job = [&] { out = pins->Observe(tenant, server, text, policy); };
+    co_await hooks.blocking(std::move(job));
     if (!out.ok()) co_return Status(Code::kUnavailable, "tool registry: " + out.status().message());
     std::lock_guard lock(pins_mu);
     pin_cache[key] = PinCache{listing, *out, clock->Monotonic(), gen};
@@ -1164,7 +1169,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
   }
 
   // resources/list, resources/templates/list, prompts/list.
-  Task<Outcome> ListOther(Ctx& c, const json::object* params, std::string method, std::string key) {
+  Task<Outcome> ListOther(Ctx& c, const json::object* params, std::string_view method, std::string_view key) {
     bool prompts = method == "prompts/list";
     std::string type = prompts ? "mcp_prompt" : "mcp_resource";
     std::string relation = prompts ? "can_get" : "can_read";
@@ -1201,7 +1206,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
 
   // resources/read, resources/subscribe, resources/unsubscribe (by uri),
   // prompts/get (by name), completion/complete (by ref).
-  Task<Outcome> Forward(Ctx& c, std::string method, json::object params) {
+  Task<Outcome> Forward(Ctx& c, std::string_view method, json::object params) {
     bool prompt = method == "prompts/get";
     std::string id;
     json::object* ref = nullptr;
@@ -1454,8 +1459,8 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     ex.mcp.server = scope;
     const json::value null_id;
     if (!scope.empty() && !servers_now->count(scope)) {
-      co_await SendError(ex, w, 404, null_id,
-                         Err(kInvalidRequest, "unknown_server", fmt::format("no MCP server '{}' is configured", scope)));
+      RpcError e = Err(kInvalidRequest, "unknown_server", fmt::format("no MCP server '{}' is configured", scope));
+      co_await SendError(ex, w, 404, null_id, e, nullptr);
       co_return;
     }
     // Who is calling. A 401 points at the protected-resource metadata
@@ -1471,13 +1476,15 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
         }
         h.Add(hd.name, hd.value);
       }
-      co_await SendError(ex, w, deny.status, null_id, Err(-32001, deny.code, deny.reason), std::move(h));
+      RpcError e = Err(-32001, deny.code, deny.reason);
+      co_await SendError(ex, w, deny.status, null_id, e, &h);
       co_return;
     }
     if (req.method == "DELETE") {
       auto s = FindSession(ex, req.headers.Get("mcp-session-id"));
       if (!s) {
-        co_await SendError(ex, w, 404, null_id, Err(kInvalidRequest, "session_not_found", "no such session"));
+        RpcError e = Err(kInvalidRequest, "session_not_found", "no such session");
+        co_await SendError(ex, w, 404, null_id, e, nullptr);
         co_return;
       }
       ex.mcp.method = "session/delete";
@@ -1500,14 +1507,15 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       std::string accept = ToLowerAscii(req.headers.Get("accept"));
       if (accept.find("text/event-stream") == std::string::npos) {
         Headers h;
-        co_await SendError(ex, w, 406, null_id,
-                           Err(kInvalidRequest, "not_acceptable", "GET opens an event stream: send Accept: text/event-stream"));
+        RpcError e = Err(kInvalidRequest, "not_acceptable", "GET opens an event stream: send Accept: text/event-stream");
+        co_await SendError(ex, w, 406, null_id, e, nullptr);
         co_return;
       }
       auto s = FindSession(ex, req.headers.Get("mcp-session-id"));
       if (!s) {
-        co_await SendError(ex, w, req.headers.Get("mcp-session-id").empty() ? 400 : 404, null_id,
-                           Err(kInvalidRequest, "session_not_found", "GET needs the Mcp-Session-Id of a live session"));
+        RpcError e = Err(kInvalidRequest, "session_not_found", "GET needs the Mcp-Session-Id of a live session");
+      int status = req.headers.Get("mcp-session-id").empty() ? 400 : 404;
+        co_await SendError(ex, w, status, null_id, e, nullptr);
         co_return;
       }
       ex.mcp.session = crypto::HexEncode(crypto::Sha256(s->id)).substr(0, 16);
@@ -1517,9 +1525,8 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     if (req.method != "POST") {
       Headers h;
       h.Add("Allow", "GET, POST, DELETE");
-      co_await SendError(ex, w, 405, null_id,
-                         Err(kInvalidRequest, "method_not_allowed", fmt::format("{} is not allowed on {}", req.method, ex.path)),
-                         std::move(h));
+      RpcError e = Err(kInvalidRequest, "method_not_allowed", fmt::format("{} is not allowed on {}", req.method, ex.path));
+      co_await SendError(ex, w, 405, null_id, e, &h);
       co_return;
     }
     co_await Post(ex, req, w, client, *servers_now, scope);
@@ -1552,41 +1559,46 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     const json::value null_id;
     if (!req.body_status.ok()) {
       int status = HttpStatusFor(req.body_status.code());
-      co_await SendError(ex, w, status, null_id, Err(kInvalidRequest, status == 413 ? "request_too_large" : "invalid_request",
-                                                      req.body_status.message()));
+      RpcError e = Err(kInvalidRequest, status == 413 ? "request_too_large" : "invalid_request",
+                                                      req.body_status.message());
+      co_await SendError(ex, w, status, null_id, e, nullptr);
       co_return;
     }
     std::string ctype = ToLowerAscii(req.headers.Get("content-type"));
     if (!StartsWith(ctype, "application/json")) {
-      co_await SendError(ex, w, 415, null_id,
-                         Err(kInvalidRequest, "unsupported_media_type", "POST a JSON-RPC message with Content-Type: application/json"));
+      RpcError e = Err(kInvalidRequest, "unsupported_media_type", "POST a JSON-RPC message with Content-Type: application/json");
+      co_await SendError(ex, w, 415, null_id, e, nullptr);
       co_return;
     }
     std::error_code ec;
     json::value v = ParseJson(req.body, ec);
     if (ec) {
-      co_await SendError(ex, w, 400, null_id, Err(kParseError, "parse_error", "Parse error: " + ec.message()));
+      RpcError e = Err(kParseError, "parse_error", "Parse error: " + ec.message());
+      co_await SendError(ex, w, 400, null_id, e, nullptr);
       co_return;
     }
     if (v.is_array()) {
-      co_await SendError(ex, w, 400, null_id,
-                         Err(kInvalidRequest, "batch_not_supported",
-                             "JSON-RPC batches are not supported: send one message per POST"));
+      RpcError e = Err(kInvalidRequest, "batch_not_supported",
+                             "JSON-RPC batches are not supported: send one message per POST");
+      co_await SendError(ex, w, 400, null_id, e, nullptr);
       co_return;
     }
     auto* msg = v.if_object();
     if (msg == nullptr || Str(msg->if_contains("jsonrpc")) != "2.0") {
-      co_await SendError(ex, w, 400, null_id, Err(kInvalidRequest, "invalid_request", "Invalid Request: not a JSON-RPC 2.0 message"));
+      RpcError e = Err(kInvalidRequest, "invalid_request", "Invalid Request: not a JSON-RPC 2.0 message");
+      co_await SendError(ex, w, 400, null_id, e, nullptr);
       co_return;
     }
     const json::value* id = msg->if_contains("id");
     const json::value* method_v = msg->if_contains("method");
     if (id != nullptr && !id->is_string() && !id->is_int64() && !id->is_uint64()) {
-      co_await SendError(ex, w, 400, null_id, Err(kInvalidRequest, "invalid_request", "Invalid Request: id must be a string or an integer"));
+      RpcError e = Err(kInvalidRequest, "invalid_request", "Invalid Request: id must be a string or an integer");
+      co_await SendError(ex, w, 400, null_id, e, nullptr);
       co_return;
     }
     if (method_v != nullptr && !method_v->is_string()) {
-      co_await SendError(ex, w, 400, null_id, Err(kInvalidRequest, "invalid_request", "Invalid Request: method must be a string"));
+      RpcError e = Err(kInvalidRequest, "invalid_request", "Invalid Request: method must be a string");
+      co_await SendError(ex, w, 400, null_id, e, nullptr);
       co_return;
     }
     std::string method = Str(method_v);
@@ -1597,22 +1609,24 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     if (auto* p = msg->if_contains("params")) {
       params = p->if_object();
       if (params == nullptr) {
-        co_await SendError(ex, w, 400, rid, Err(kInvalidParams, "invalid_params", "Invalid params: params must be an object"));
+        RpcError e = Err(kInvalidParams, "invalid_params", "Invalid params: params must be an object");
+        co_await SendError(ex, w, 400, rid, e, nullptr);
         co_return;
       }
     }
     std::string_view header_version = req.headers.Get("mcp-protocol-version");
     if (!header_version.empty() && !Supported(header_version)) {
-      co_await SendError(ex, w, 400, rid,
-                         Err(kInvalidRequest, "unsupported_protocol_version",
-                             fmt::format("MCP-Protocol-Version '{}' is not supported; aigis speaks {}", header_version,
-                                         fmt::join(kVersions, ", "))));
+      RpcError e = Err(kInvalidRequest, "unsupported_protocol_version",
+                       fmt::format("MCP-Protocol-Version '{}' is not supported; aigis speaks {}", header_version,
+                                   fmt::join(kVersions, ", ")));
+      co_await SendError(ex, w, 400, rid, e, nullptr);
       co_return;
     }
 
     if (method == "initialize") {
       if (!id) {
-        co_await SendError(ex, w, 400, rid, Err(kInvalidRequest, "invalid_request", "initialize must be a request (with an id)"));
+        RpcError e = Err(kInvalidRequest, "invalid_request", "initialize must be a request (with an id)");
+        co_await SendError(ex, w, 400, rid, e, nullptr);
         co_return;
       }
       std::string asked = params ? Str(params->if_contains("protocolVersion")) : "";
@@ -1633,20 +1647,21 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
                                                : fmt::format("The tools of MCP server '{}', through aigis.", scope)}};
       Headers h;
       h.Add("Mcp-Session-Id", s->id);
-      co_await SendJson(ex, w, 200, Reply(*id, std::move(result)), std::move(h));
+      json::object body = Reply(*id, std::move(result));
+      co_await SendJson(ex, w, 200, body, &h);
       co_return;
     }
 
     std::string_view sid = req.headers.Get("mcp-session-id");
     if (sid.empty()) {
-      co_await SendError(ex, w, 400, rid,
-                         Err(kInvalidRequest, "session_required", "Bad Request: send the Mcp-Session-Id that initialize returned"));
+      RpcError e = Err(kInvalidRequest, "session_required", "Bad Request: send the Mcp-Session-Id that initialize returned");
+      co_await SendError(ex, w, 400, rid, e, nullptr);
       co_return;
     }
     auto s = FindSession(ex, sid);
     if (!s || s->scope != scope) {
-      co_await SendError(ex, w, 404, rid,
-                         Err(kInvalidRequest, "session_not_found", "Session not found: it ended or expired; initialize again"));
+      RpcError e = Err(kInvalidRequest, "session_not_found", "Session not found: it ended or expired; initialize again");
+      co_await SendError(ex, w, 404, rid, e, nullptr);
       co_return;
     }
     ex.mcp.session = crypto::HexEncode(crypto::Sha256(s->id)).substr(0, 16);
@@ -1678,9 +1693,11 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
                                                  : "error";
       ex.mcp.error_code = e->code;
       ex.mcp.error = e->message;
-      co_await SendJson(ex, w, 200, ReplyError(*id, *e));
+      json::object body = ReplyError(*id, *e);
+      co_await SendJson(ex, w, 200, body, nullptr);
     } else {
-      co_await SendJson(ex, w, 200, Reply(*id, std::move(std::get<json::value>(out))));
+      json::object body = Reply(*id, std::move(std::get<json::value>(out)));
+      co_await SendJson(ex, w, 200, body, nullptr);
     }
     if (method == "tools/call" && hooks.metrics && !ex.mcp.server.empty()) {
       hooks.metrics->ObserveMcpCall(req.worker, ex.mcp.server, ex.mcp.tool, outcome);
