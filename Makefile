@@ -6,7 +6,7 @@ GEN := -G Ninja -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_MAXSIZE := 5G
 
-.PHONY: all bootstrap build build-asan run test bench bench-proxy bench-identity bench-authz bench-guard bench-audit guard-eval clean
+.PHONY: all bootstrap build build-asan run test bench bench-proxy bench-identity bench-authz bench-guard bench-audit bench-mcp guard-eval clean
 
 all: build
 
@@ -63,6 +63,11 @@ bench-guard: build
 # The audit log: appends/s (async, sync), proofs at 10M leaves, verify
 # speed (bench/results/audit.md). Logs go to build/bench-audit-data (~3 GB;
 # the 10M-leaf log is built once, about a minute, and reused).
+# MCP tools/call through aigis vs directly to the same upstream
+# (bench/results/mcp.md).
+bench-mcp: build
+	@bench/mcp/run.sh
+
 bench-audit: build
 	@cd build && AIGIS_BENCH_DIR=bench-audit-data bench/audit/aigis_audit_benchmark \
 	  --benchmark_out=bench-audit.txt --benchmark_out_format=console

@@ -206,6 +206,67 @@ TEST(Config, GuardSection) {
                                       HasSubstr("guard is enabled without rules")));
 }
 
+TEST(Config, McpSection) {
+  auto d = LoadString("", "a.yaml");
+  ASSERT_TRUE(d.errors.empty());
+  EXPECT_TRUE(d.config->mcp.servers.empty());
+  EXPECT_EQ(d.config->mcp.separator, "__");
+  setenv("AIGIS_TEST_MCP_TOKEN", "tok-1", 1);
+  auto r = LoadString(R"(mcp:
+  separator: "."
+  page_size: 20
+  servers:
+    - name: files
+      url: https://files.internal/mcp
+      headers: {Authorization: "Bearer ${env:AIGIS_TEST_MCP_TOKEN}"}
+    - name: local-git
+      command: node
+      args: [server.mjs, --stdio]
+      env: {LOG: debug}
+      auto_approve: true
+      restart_backoff: 50ms
+)", "a.yaml");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  const McpConfig& m = r.config->mcp;
+  EXPECT_EQ(m.separator, ".");
+  EXPECT_EQ(m.page_size, 20u);
+  ASSERT_EQ(m.servers.size(), 2u);
+  EXPECT_EQ(m.servers[0].url, "https://files.internal/mcp");
+  EXPECT_EQ(m.servers[0].headers.at("Authorization").Reveal(), "Bearer tok-1");
+  EXPECT_FALSE(m.servers[0].auto_approve);
+  EXPECT_EQ(m.servers[1].command, "node");
+  EXPECT_THAT(m.servers[1].args, ElementsAre("server.mjs", "--stdio"));
+  EXPECT_EQ(m.servers[1].env.at("LOG").Reveal(), "debug");
+  EXPECT_TRUE(m.servers[1].auto_approve);
+  EXPECT_EQ(m.servers[1].restart_backoff, milliseconds(50));
+  EXPECT_EQ(m.Find("local-git"), &m.servers[1]);
+  EXPECT_EQ(m.Find("nope"), nullptr);
+
+  auto bad = LoadString(R"(mcp:
+  servers:
+    - name: Files
+      url: ftp://x
+    - name: a__b
+      command: x
+    - name: both
+      url: http://x/mcp
+      command: y
+    - name: neither
+    - name: dup
+      command: x
+    - name: dup
+      url: http://x/mcp
+      args: [a]
+)", "a.yaml");
+  EXPECT_THAT(bad.errors, ElementsAre(HasSubstr("a.yaml:3: mcp server 'Files': name must be 1 to 64 of a-z, 0-9, '-' and '_'"),
+                                      HasSubstr("a.yaml:4: mcp server 'Files': url must start with http:// or https://"),
+                                      HasSubstr("a.yaml:5: mcp server 'a__b': the name must not contain the separator '__'"),
+                                      HasSubstr("a.yaml:7: mcp server 'both': give either url (Streamable HTTP) or command (stdio)"),
+                                      HasSubstr("a.yaml:10: mcp server 'neither': give either url"),
+                                      HasSubstr("a.yaml:13: mcp server 'dup': args, env and cwd are for stdio servers"),
+                                      HasSubstr("a.yaml:13: mcp server 'dup' is declared twice (first at line 11)")));
+}
+
 TEST(Config, GuardPoliciesAndClassifier) {
   auto g = LoadString(R"(upstreams: [{name: e, provider: echo}]
 routes: [{name: internal, upstreams: [e]}]

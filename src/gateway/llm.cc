@@ -228,6 +228,7 @@ Status ParseRequest(std::string_view body, const std::map<std::string, std::stri
       break;
     }
     case Endpoint::kModels:
+    case Endpoint::kMcp:  // not an LLM request (mcp.cc screens tool traffic)
       break;
   }
   if (forward) {
@@ -409,6 +410,7 @@ std::optional<bool> RewriteRequestText(Endpoint e, std::string* body, const Text
       }
       break;
     case Endpoint::kModels:
+    case Endpoint::kMcp:  // not an LLM request (mcp.cc screens tool traffic)
       break;
   }
   if (changed) *body = json::serialize(*doc);

@@ -1,0 +1,21 @@
+-- wrk script for bench/mcp/run.sh: the same tools/call for every request
+-- (MCP_SESSION: the Mcp-Session-Id, MCP_AUTH: the bearer, both optional),
+-- and a machine-readable summary line (latencies in µs).
+wrk.method = "POST"
+wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello from the benchmark"}}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
+local session = os.getenv("MCP_SESSION")
+if session and session ~= "" then wrk.headers["Mcp-Session-Id"] = session end
+local auth = os.getenv("MCP_AUTH")
+if auth and auth ~= "" then wrk.headers["Authorization"] = "Bearer " .. auth end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH requests=%d duration_us=%d rps=%.1f p50_us=%d p90_us=%d p99_us=%d max_us=%d err_status=%d err_other=%d\n",
+    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    e.status, e.connect + e.read + e.write + e.timeout))
+end

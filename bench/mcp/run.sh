@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# MCP benchmark: tools/call round trips through aigis vs. directly to the
+# same upstream, in one run.
+#
+#   wrk ──> aigis /mcp/bench (authn, authz Check, pin state, guard on the
+#           arguments and the result, audit record) ──┐
+#   wrk ──────────────────────────────────────────────┴─> aigis_fake_mcp_server
+#
+# The upstream is bench/mcp/fake_mcp_server.cc (no MCP SDK: it answers at
+# once, so the difference is what aigis adds). Latency at -c1 (rounds
+# alternating direct and aigis; medians reported) and throughput at
+# -c$BENCH_CONNECTIONS. aigis runs with one I/O thread on one core, the
+# upstream and wrk on the other. Writes bench/results/mcp.md.
+#
+# Knobs: BENCH_DURATION=5 (throughput runs, s), BENCH_LAT_DURATION=3,
+# BENCH_LAT_ROUNDS=3, BENCH_CONNECTIONS=16, BENCH_OUT, BENCH_KEEP=0,
+# AIGIS_BIN=build/aigis, FAKE_BIN=build/bench/mcp/aigis_fake_mcp_server.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+AIGIS_BIN=${AIGIS_BIN:-$ROOT/build/aigis}
+FAKE_BIN=${FAKE_BIN:-$ROOT/build/bench/mcp/aigis_fake_mcp_server}
+BENCH_DURATION=${BENCH_DURATION:-5}
+BENCH_LAT_DURATION=${BENCH_LAT_DURATION:-3}
+BENCH_LAT_ROUNDS=${BENCH_LAT_ROUNDS:-3}
+BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-16}
+BENCH_OUT=${BENCH_OUT:-$ROOT/bench/results/mcp.md}
+BENCH_KEEP=${BENCH_KEEP:-0}
+GOAL_ADDED_P50=100  # µs, with authz and screening on
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+for tool in wrk curl taskset; do command -v "$tool" >/dev/null || die "'$tool' not found"; done
+[[ -x $AIGIS_BIN ]] || die "$AIGIS_BIN not found: make build"
+[[ -x $FAKE_BIN ]] || die "$FAKE_BIN not found: make build (Google Benchmark must be installed for bench/)"
+
+PIN_AIGIS=(taskset -c 0) PIN_OTHER=(taskset -c 1)
+(( $(nproc) >= 2 )) || { PIN_AIGIS=(); PIN_OTHER=(); }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/aigis-bench-mcp.XXXXXX")
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do timeout 10 tail --pid="$p" -f /dev/null 2>/dev/null || kill -KILL "$p" 2>/dev/null || true; done
+  if (( BENCH_KEEP )); then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------ upstream
+"${PIN_OTHER[@]}" "$FAKE_BIN" >"$WORK/fake.port" 2>"$WORK/fake.err" &
+PIDS+=($!)
+for _ in $(seq 100); do [[ -s $WORK/fake.port ]] && break; sleep 0.05; done
+FAKE_PORT=$(head -1 "$WORK/fake.port")
+[[ -n $FAKE_PORT ]] || die "the fake MCP server did not start: $(cat "$WORK/fake.err")"
+
+# --------------------------------------------------------------- aigis
+cat >"$WORK/aigis.yaml" <<YAML
+listeners:
+  proxy: {address: "127.0.0.1:0"}
+  admin: {address: "127.0.0.1:0"}
+data_dir: "$WORK/data"
+log: {level: warn, access_log: "$WORK/access.log"}
+reload: {watch: false}
+server: {threads: 1}
+identity:
+  master_key: "\${env:AIGIS_MASTER_KEY}"
+  bootstrap_agent: {id: bench-agent, name: bench, scopes: [tools:call], api_key_file: "$WORK/agent.key"}
+authz:
+  enabled: true
+  seed_tuples: ["tool:bench/*#can_call@agent:bench-agent"]
+guard:
+  enabled: true
+mcp:
+  servers:
+    - name: bench
+      url: http://127.0.0.1:$FAKE_PORT/mcp
+      auto_approve: true
+YAML
+AIGIS_MASTER_KEY=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=') \
+AIGIS_ADMIN_TOKEN=$(head -c 32 /dev/urandom | base64 | tr -d '=+/') \
+  "${PIN_AIGIS[@]}" "$AIGIS_BIN" serve --config "$WORK/aigis.yaml" --ports-file "$WORK/ports.json" >"$WORK/aigis.out" 2>"$WORK/aigis.err" &
+PIDS+=($!)
+for _ in $(seq 400); do [[ -s $WORK/ports.json ]] && break; sleep 0.05; done
+[[ -s $WORK/ports.json ]] || die "aigis did not start: $(tail -5 "$WORK/aigis.err")"
+PROXY_PORT=$(sed -E 's/.*"proxy":([0-9]+).*/\1/' "$WORK/ports.json")
+KEY=$(cat "$WORK/agent.key")
+
+SESSION=$(curl -s -D - -o /dev/null -X POST "http://127.0.0.1:$PROXY_PORT/mcp/bench" \
+  -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+  -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+  | tr -d '\r' | sed -n 's/^[Mm]cp-[Ss]ession-[Ii]d: //p')
+[[ -n $SESSION ]] || die "initialize through aigis failed"
+check=$(curl -s -X POST "http://127.0.0.1:$PROXY_PORT/mcp/bench" -H "Authorization: Bearer $KEY" -H "Mcp-Session-Id: $SESSION" \
+  -H 'Content-Type: application/json' -H 'Accept: application/json' -H 'MCP-Protocol-Version: 2025-06-18' \
+  -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello from the benchmark"}}}')
+[[ $check == *'"text":"hello from the benchmark"'* ]] || die "a tools/call through aigis did not work: $check"
+
+run_wrk() {  # run_wrk direct|aigis CONNECTIONS SECONDS -> the BENCH line
+  local target=$1 c=$2 d=$3 url session="" auth=""
+  if [[ $target == direct ]]; then url="http://127.0.0.1:$FAKE_PORT/mcp"; else
+    url="http://127.0.0.1:$PROXY_PORT/mcp/bench"; session=$SESSION; auth=$KEY; fi
+  MCP_SESSION=$session MCP_AUTH=$auth "${PIN_OTHER[@]}" wrk -t1 -c"$c" -d"${d}s" --latency -s "$HERE/call.lua" "$url" | grep '^BENCH'
+}
+field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+log "warm-up"
+run_wrk direct 1 1 >/dev/null
+run_wrk aigis 1 1 >/dev/null
+declare -a DP50 DP99 AP50 AP99
+for ((i = 0; i < BENCH_LAT_ROUNDS; i++)); do
+  d=$(run_wrk direct 1 "$BENCH_LAT_DURATION"); a=$(run_wrk aigis 1 "$BENCH_LAT_DURATION")
+  log "latency round $((i + 1)): direct $d"
+  log "latency round $((i + 1)): aigis  $a"
+  [[ $(field err_status "$a") == 0 ]] || die "aigis answered errors: $a"
+  DP50+=("$(field p50_us "$d")"); DP99+=("$(field p99_us "$d")"); AP50+=("$(field p50_us "$a")"); AP99+=("$(field p99_us "$a")")
+done
+dp50=$(printf '%s\n' "${DP50[@]}" | median); dp99=$(printf '%s\n' "${DP99[@]}" | median)
+ap50=$(printf '%s\n' "${AP50[@]}" | median); ap99=$(printf '%s\n' "${AP99[@]}" | median)
+dt=$(run_wrk direct "$BENCH_CONNECTIONS" "$BENCH_DURATION"); at=$(run_wrk aigis "$BENCH_CONNECTIONS" "$BENCH_DURATION")
+log "throughput: direct $dt"
+log "throughput: aigis  $at"
+[[ $(field err_status "$at") == 0 ]] || die "aigis answered errors: $at"
+drps=$(field rps "$dt"); arps=$(field rps "$at")
+added50=$((ap50 - dp50)); added99=$((ap99 - dp99))
+met=$([[ $added50 -le $GOAL_ADDED_P50 ]] && echo yes || echo "**no**")
+records=$(grep -c '"mcp_method":"tools/call"' "$WORK/access.log" || true)
+
+mkdir -p "$(dirname "$BENCH_OUT")"
+cat >"$BENCH_OUT" <<MD
+# MCP gateway benchmark (bench/mcp/run.sh)
+
+$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, aigis $("$AIGIS_BIN" version 2>/dev/null | head -1).
+One tools/call (\`echo\`, 24-byte argument) per request, over one keep-alive
+connection per wrk connection. Through aigis: API key authentication, an
+authorization Check (\`tool:bench/echo\` with the server-wide parent tuple),
+the pin state, the guard rules on the arguments and on the result, an audit
+record (async) and an access-log line per call. The upstream is
+\`aigis_fake_mcp_server\` (no SDK; answers at once). aigis has one I/O
+thread on core 0; the upstream and wrk share core 1.
+
+| | direct | through aigis | added |
+|---|---:|---:|---:|
+| p50 latency, -c1 (µs, median of $BENCH_LAT_ROUNDS rounds) | $dp50 | $ap50 | **$added50** |
+| p99 latency, -c1 (µs) | $dp99 | $ap99 | $added99 |
+| calls/s, -c$BENCH_CONNECTIONS | $drps | $arps | ratio $(awk -v a="$arps" -v d="$drps" 'BEGIN{printf "%.2f", a/d}') |
+
+Goal: ≤ $GOAL_ADDED_P50 µs added at p50 with authz and screening on — met: $met.
+Calls recorded in the access log during the run: $records.
+MD
+cat "$BENCH_OUT"
