@@ -499,22 +499,21 @@ Decision ScreenToolJson(Exchange& ex, const std::shared_ptr<const guard::RuleSet
     return BlockedBy(v, result ? "tool result" : "tool call's arguments");
   }
   if (to_mask && st.enforce()) {
-    // Spans are per string value; a finding in a member name (its pointer
-    // then names the member, whose value may be anything) is not masked
-    // but it still counts in the verdict.
-    std::stable_sort(masks.begin(), masks.end(), [](const auto& a, const auto& b) { return a.pointer < b.pointer; });
-    for (size_t i = 0; i < masks.size();) {
-      size_t j = i;
-      while (j < masks.size() && masks[j].pointer == masks[i].pointer) ++j;
-      json::string* s = StringAt(doc, masks[i].pointer);
-      std::vector<guard::Finding> group(masks.begin() + static_cast<std::ptrdiff_t>(i),
-                                        masks.begin() + static_cast<std::ptrdiff_t>(j));
-      std::erase_if(group, [&](const guard::Finding& f) { return s == nullptr || f.end > s->size(); });
-      if (!group.empty()) {
-        std::string masked = st.vault.Mask(std::string_view(s->data(), s->size()), group, /*restore=*/!result);
-        *s = masked;
+    // Spans are per string value; a finding in a member name is not
+    // masked (a name is not a value) but it still counts in the verdict.
+    // Field by field in document order (a value seen first gets the first
+    // placeholder).
+    std::vector<std::string> pointers;
+    for (const auto& f : masks) {
+      if (std::find(pointers.begin(), pointers.end(), f.pointer) == pointers.end()) pointers.push_back(f.pointer);
+    }
+    for (const auto& pointer : pointers) {
+      json::string* s = StringAt(doc, pointer);
+      std::vector<guard::Finding> group;
+      for (const auto& f : masks) {
+        if (f.pointer == pointer && !f.in_key && s != nullptr && f.end <= s->size()) group.push_back(f);
       }
-      i = j;
+      if (!group.empty()) *s = st.vault.Mask(std::string_view(s->data(), s->size()), group, /*restore=*/!result);
     }
     ex.guard.masked = st.vault.Digest();
   }

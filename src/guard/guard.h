@@ -64,6 +64,7 @@ struct Finding {
   size_t begin = 0, end = 0;   // span in the scanned text as written
   bool decoded = false;        // found in a decoding layer (the span is the encoded run)
   std::string pointer;         // JSON pointer (RFC 6901) of the field, when the text came from a document
+  bool in_key = false;         // the span is in the member name at `pointer`, not in its value
 };
 
 class RuleSet;

@@ -21,9 +21,10 @@ void AppendToken(std::string& pointer, std::string_view token) {
 }
 
 void Walk(const RuleSet& rules, const json::value& v, Where where, std::string& pointer, std::vector<Finding>& out) {
-  auto scan = [&](std::string_view text) {
+  auto scan = [&](std::string_view text, bool key = false) {
     for (auto& f : rules.Scan(text, where)) {
       f.pointer = pointer;
+      f.in_key = key;
       out.push_back(std::move(f));
     }
   };
@@ -45,7 +46,7 @@ void Walk(const RuleSet& rules, const json::value& v, Where where, std::string& 
       size_t at = pointer.size();
       for (const auto& [key, item] : v.get_object()) {
         AppendToken(pointer, std::string_view(key));
-        scan(std::string_view(key));
+        scan(std::string_view(key), /*key=*/true);
         Walk(rules, item, where, pointer, out);
         pointer.resize(at);
       }
