@@ -508,6 +508,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
 
   std::mutex servers_mu;
   std::shared_ptr<const Servers> servers = std::make_shared<Servers>();
+  std::atomic<int64_t> next_rpc_id{1};
 
   mutable std::mutex sessions_mu;
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions;
@@ -689,7 +690,9 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
   // One request to a server on behalf of a client session.
   Task<Answer> Call(Session& sess, const ServerRt& s, net::HttpClient& client, net::Cancellation* cancel,
                     std::string_view method, json::value params) {
-    json::object msg{{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}};
+    // Unique ids: an upstream session may carry several requests at once,
+    // and servers route answers (and cancellations) by id.
+    json::object msg{{"jsonrpc", "2.0"}, {"id", next_rpc_id.fetch_add(1, std::memory_order_relaxed)}, {"method", method}};
     if (!params.is_null()) msg["params"] = std::move(params);
     if (s.stdio) {
       auto proc = s.stdio;

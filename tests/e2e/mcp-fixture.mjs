@@ -83,7 +83,8 @@ function newState(name, more = {}) {
 }
 
 // Streamable HTTP on 127.0.0.1:<port 0>, path /mcp, one transport and
-// server per session. Returns {url, state, sessions(), setEchoDescription(d),
+// server per session; answers are SSE streams (the SDK's default), or JSON
+// with more.json. Returns {url, state, sessions(), setEchoDescription(d),
 // close()}.
 export async function startHttpMcpServer(name = 'files', more = {}) {
   const state = newState(name, more);
@@ -108,6 +109,7 @@ export async function startHttpMcpServer(name = 'files', more = {}) {
         seen.initialize++;
         transport = new StreamableHTTPServerTransport({
           sessionIdGenerator: () => randomUUID(),
+          enableJsonResponse: Boolean(more.json),  // answers in JSON instead of SSE
           onsessioninitialized: (id) => transports.set(id, transport),
         });
         transport.onclose = () => { if (transport.sessionId) transports.delete(transport.sessionId); };
