@@ -55,7 +55,7 @@ class AuthorizeStageImpl final : public AuthorizeStage {
       Forget(ex.tenant, cfg.store);  // the store may have been deleted: look it up again next time
       return Fail(ex, "", "", "", model.status().message());
     }
-    std::string context = ContextFor(*model->engine, ex);
+    std::string context = ConditionContext(*model->engine, ex);
 
     for (const auto& chk : it->second) {
       bool per_subject = chk.user.find("{subject}") != std::string::npos;
@@ -117,21 +117,6 @@ class AuthorizeStageImpl final : public AuthorizeStage {
     return Deny(rec, fmt::format("authorization could not be decided: {}", error));
   }
 
-  // The request context for conditions: only the values the model's
-  // conditions declare, so that unconditional models keep an empty context
-  // (and the check cache stays effective).
-  static std::string ContextFor(const authz::Engine& engine, const Exchange& ex) {
-    json::object o;
-    for (const auto& c : engine.model().conditions) {
-      for (const auto& p : c.parameters) {
-        if (p.name == "client_ip" && !ex.remote.empty()) o["client_ip"] = AddressOf(ex.remote);
-        if (p.name == "request_time") o["request_time"] = FormatRfc3339(ex.time);
-        if (p.name == "principal_kind") o["principal_kind"] = ex.principal.kind;
-      }
-    }
-    return o.empty() ? std::string() : json::serialize(o);
-  }
-
   Result<std::string> StoreId(const std::string& tenant, const std::string& name) {
     std::string key = tenant + '\0' + name;
     {
@@ -163,6 +148,18 @@ std::vector<std::string> SubjectsOf(const Principal& p) {
   std::vector<std::string> subjects{SubjectOf(p.kind, p.id)};
   for (const auto& a : p.act) subjects.push_back("agent:" + a);
   return subjects;
+}
+
+std::string ConditionContext(const authz::Engine& engine, const Exchange& ex) {
+  json::object o;
+  for (const auto& c : engine.model().conditions) {
+    for (const auto& p : c.parameters) {
+      if (p.name == "client_ip" && !ex.remote.empty()) o["client_ip"] = AddressOf(ex.remote);
+      if (p.name == "request_time") o["request_time"] = FormatRfc3339(ex.time);
+      if (p.name == "principal_kind") o["principal_kind"] = ex.principal.kind;
+    }
+  }
+  return o.empty() ? std::string() : json::serialize(o);
 }
 
 std::string AddressOf(std::string_view remote) {

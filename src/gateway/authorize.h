@@ -23,6 +23,11 @@ std::shared_ptr<AuthorizeStage> MakeAuthorizeStage(std::shared_ptr<authz::Servic
 // Who a check is repeated for: the caller as "type:id" ("user:*" when
 // anonymous) and each actor of its `act` chain as "agent:<id>".
 std::vector<std::string> SubjectsOf(const Principal& p);
+// The request context for conditions: only the values the model's
+// conditions declare (client_ip, request_time, principal_kind), so that
+// unconditional models keep an empty context and the check cache stays
+// effective. JSON object text, "" when empty.
+std::string ConditionContext(const authz::Engine& engine, const Exchange& ex);
 // "1.2.3.4:567" / "::1:567" -> the address.
 std::string AddressOf(std::string_view remote);
 

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <set>
 #include <unordered_map>
+#include <variant>
 
 #include "authz/authz.h"
 #include "crypto/crypto.h"
@@ -896,7 +897,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     if (!view.ok()) return view.status();
     std::vector<std::set<std::string, std::less<>>> out;
     for (const auto& subject : SubjectsOf(ex.principal)) {
-      auto objects = view->engine->ListObjects(view->tuples, type, relation, subject, {}, Context(ex, *view->engine));
+      auto objects = view->engine->ListObjects(view->tuples, type, relation, subject, {}, ConditionContext(*view->engine, ex));
       if (!objects.ok()) return objects.status();
       AuthzRecord& rec = ex.authz.emplace_back();
       rec.decision_id = fmt::format("{}.authz.{}", ex.request_id, ex.authz.size() - 1);
@@ -1000,18 +1001,6 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     return found->id;
   }
 
-  static std::string Context(const Exchange& ex, const authz::Engine& engine) {
-    json::object o;
-    for (const auto& c : engine.model().conditions) {
-      for (const auto& p : c.parameters) {
-        if (p.name == "client_ip" && !ex.remote.empty()) o["client_ip"] = AddressOf(ex.remote);
-        if (p.name == "request_time") o["request_time"] = FormatRfc3339(ex.time);
-        if (p.name == "principal_kind") o["principal_kind"] = ex.principal.kind;
-      }
-    }
-    return o.empty() ? std::string() : json::serialize(o);
-  }
-
   // ------------------------------------------------------------ methods --
 
   struct Ctx {
@@ -1073,16 +1062,22 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     return json::value(std::move(result));
   }
 
+  // ListGrants, or the deny to answer with (fail closed).
+  std::variant<Grants, RpcError> GrantsOrDeny(Exchange& ex, std::string_view type, std::string_view relation) {
+    auto grants = ListGrants(ex, type, relation);
+    if (grants.ok()) return std::move(grants).value();
+    RpcError e = Err(kPermissionDenied, "authz_error", "authorization could not be decided: " + grants.status().message());
+    Deny(ex, "authorize", e);
+    return e;
+  }
+
   Task<Outcome> ListTools(Ctx& c, const json::object* params) {
-    auto grants = ListGrants(c.ex, "tool", "can_call");
-    if (!grants.ok()) {
-      RpcError e = Err(kPermissionDenied, "authz_error", "authorization could not be decided: " + grants.status().message());
-      Deny(c.ex, "authorize", e);
-      co_return e;
-    }
+    auto granted = GrantsOrDeny(c.ex, "tool", "can_call");
+    if (auto* e = std::get_if<RpcError>(&granted)) co_return *e;
+    const Grants& grants = std::get<Grants>(granted);
     json::array out;
     for (const auto& s : c.Reach()) {
-      if (!AnyGrant(*grants, s->cfg.name)) continue;  // nothing there for this caller: not even asked
+      if (!AnyGrant(grants, s->cfg.name)) continue;  // nothing there for this caller: not even asked
       auto tools = co_await Tools(c.ex, c.sess, *s, c.client, c.cancel, /*refresh=*/true);
       if (!tools.ok()) {
         if (!c.federated()) co_return UpstreamError(c.ex, *s, tools.status());
@@ -1092,7 +1087,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       }
       for (auto& t : *tools) {
         if (t.state != registry::ToolState::kApproved || t.poisoned) continue;
-        if (!Granted(*grants, "tool", s->cfg.name, t.name)) continue;
+        if (!Granted(grants, "tool", s->cfg.name, t.name)) continue;
         if (c.federated()) t.def["name"] = s->cfg.name + c.sep + t.name;
         out.push_back(std::move(t.def));
       }
@@ -1176,15 +1171,12 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     bool prompts = method == "prompts/list";
     std::string type = prompts ? "mcp_prompt" : "mcp_resource";
     std::string relation = prompts ? "can_get" : "can_read";
-    auto grants = ListGrants(c.ex, type, relation);
-    if (!grants.ok()) {
-      RpcError e = Err(kPermissionDenied, "authz_error", "authorization could not be decided: " + grants.status().message());
-      Deny(c.ex, "authorize", e);
-      co_return e;
-    }
+    auto granted = GrantsOrDeny(c.ex, type, relation);
+    if (auto* e = std::get_if<RpcError>(&granted)) co_return *e;
+    const Grants& grants = std::get<Grants>(granted);
     json::array out;
     for (const auto& s : c.Reach()) {
-      if (!AnyGrant(*grants, s->cfg.name)) continue;
+      if (!AnyGrant(grants, s->cfg.name)) continue;
       auto items = co_await ListAll(c.sess, *s, c.client, c.cancel, method, key);
       if (!items.ok()) {
         if (!c.federated()) co_return UpstreamError(c.ex, *s, items.status());
@@ -1195,7 +1187,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
         if (o == nullptr) continue;
         // Templates are covered by the server-wide grant only.
         std::string id = key == "resourceTemplates" ? "*" : Str(o->if_contains(prompts ? "name" : "uri"));
-        if (!Granted(*grants, type, s->cfg.name, id)) continue;
+        if (!Granted(grants, type, s->cfg.name, id)) continue;
         if (c.federated() && prompts) (*o)["name"] = s->cfg.name + c.sep + id;
         if (c.federated() && key == "resources") {
           std::lock_guard lock(c.sess.mu);
