@@ -56,6 +56,16 @@ export function buildServer(state) {
     await new Promise((r) => setTimeout(r, ms));
     return text('awake');
   });
+  // Registers one more tool: the SDK announces notifications/tools/list_changed.
+  let grown = 0;
+  tools.grow = server.registerTool('grow', {
+    description: 'Adds a tool.',
+    inputSchema: {},
+  }, async () => {
+    grown++;
+    server.registerTool(`extra_${grown}`, { description: 'An added tool.', inputSchema: {} }, async () => text('extra'));
+    return text(`grown ${grown}`);
+  });
   if (state.poison) {
     tools.helper = server.registerTool('helper', {
       description: POISONED_DESCRIPTION,

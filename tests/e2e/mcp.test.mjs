@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startAigis, baseConfig, waitFor, readAuditRecords, sleep, E2E_AGENT } from './lib.mjs';
 import { startHttpMcpServer } from './mcp-fixture.mjs';
 
@@ -119,7 +120,7 @@ describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
   test('one server over stdio, spawned by aigis', async () => {
     const { client } = await connect(gw, '/mcp/local');
     const list = await client.listTools();
-    assert.deepEqual(names(list), ['add', 'delete_db', 'echo', 'fetch_doc', 'remember', 'sleep']);
+    assert.deepEqual(names(list), ['add', 'delete_db', 'echo', 'fetch_doc', 'grow', 'remember', 'sleep']);
     assert.equal(textOf(await client.callTool({ name: 'add', arguments: { a: 20, b: 22 } })), '42');
     // Resources of local: no grant, so none listed and none readable.
     assert.deepEqual((await client.listResources()).resources, []);
@@ -145,6 +146,57 @@ describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
     assert.deepEqual(prompts.prompts.map((p) => p.name), ['files__greet']);
     const got = await client.getPrompt({ name: 'files__greet', arguments: { name: 'Ada' } });
     assert.equal(got.messages[0].content.text, 'Hello Ada');
+    await client.close();
+  });
+
+  test('the GET event stream: list changes of a stdio server reach the client; Last-Event-ID replays', async () => {
+    const { client } = await connect(gw, '/mcp/local');
+    let changed = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => { changed++; });
+    await sleep(200);  // the SDK opens its GET stream after initialize
+    await client.callTool({ name: 'grow', arguments: {} });
+    await waitFor(() => changed >= 1, { timeoutMs: 5000 });
+    assert.ok(names(await client.listTools()).includes('extra_1'));
+
+    // A raw stream: events carry ids; a reconnect with Last-Event-ID gets what followed.
+    const sid = client.transport.sessionId;
+    const headers = { ...gw.auth(), accept: 'text/event-stream', 'mcp-session-id': sid };
+    const ac = new AbortController();
+    const r = await fetch(`${gw.proxyUrl}/mcp/local`, { headers, signal: ac.signal });
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type'), /text\/event-stream/);
+    const reader = r.body.getReader();
+    const decoder = new TextDecoder();
+    let seen = '';
+    await client.callTool({ name: 'grow', arguments: {} });
+    const until = Date.now() + 5000;
+    while (!/\nid: \d+\ndata: .*tools\/list_changed/.test(`\n${seen}`) && Date.now() < until) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += decoder.decode(value);
+    }
+    const m = /id: (\d+)\ndata: (.*)\n/.exec(seen);
+    assert.ok(m, seen);
+    assert.equal(JSON.parse(m[2]).method, 'notifications/tools/list_changed');
+    ac.abort();
+    const last = Number(m[1]);
+    await client.callTool({ name: 'grow', arguments: {} });  // queued while no stream is open
+    await sleep(200);
+    const ac2 = new AbortController();
+    const again = await fetch(`${gw.proxyUrl}/mcp/local`, { headers: { ...headers, 'last-event-id': String(last) }, signal: ac2.signal });
+    const reader2 = again.body.getReader();
+    let more = '';
+    const until2 = Date.now() + 5000;
+    while (!/id: \d+/.test(more) && Date.now() < until2) {
+      const { value, done } = await reader2.read();
+      if (done) break;
+      more += decoder.decode(value);
+    }
+    const ids = [...more.matchAll(/id: (\d+)/g)].map((x) => Number(x[1]));
+    assert.ok(ids.length >= 1 && ids.every((i) => i > last), more);
+    ac2.abort();
+    const wrongAccept = await fetch(`${gw.proxyUrl}/mcp/local`, { headers: { ...headers, accept: 'application/json' } });
+    assert.equal(wrongAccept.status, 406);
     await client.close();
   });
 
