@@ -489,7 +489,7 @@ struct Gateway::Impl {
     h.version = options.version;
     h.metrics = &metrics;
     h.clock = clock;
-    return std::make_unique<McpGateway>(std::move(h), pool.context(0));
+    return std::make_unique<McpGateway>(std::move(h));
   }
 
   GatewayOptions options;

@@ -16,6 +16,7 @@
 
 #include <charconv>
 #include <deque>
+#include <future>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -47,6 +48,9 @@ bool Supported(std::string_view v) { return std::find(kVersions.begin(), kVersio
 // JSON-RPC error codes: the standard ones, and aigis's (server range).
 constexpr int kParseError = -32700, kInvalidRequest = -32600, kMethodNotFound = -32601, kInvalidParams = -32602,
               kInternalError = -32603;
+// ToolsFor's error when guard is on without rules (the caller fails closed).
+constexpr std::string_view kGuardUnavailable = "guard is enabled but its rules are not loaded";
+
 constexpr int kPermissionDenied = -32001, kContentBlocked = -32002, kToolNotApproved = -32003,
               kUpstreamFailed = -32004;
 
@@ -54,7 +58,8 @@ constexpr int kPermissionDenied = -32001, kContentBlocked = -32002, kToolNotAppr
 struct RpcError {
   int code = kInternalError;
   std::string message;
-  json::object data;  // data.code: machine-readable, as for LLM errors
+  json::object data;      // data.code: machine-readable, as for LLM errors
+  bool upstream = false;  // the server's own error, passed through
 };
 
 RpcError Err(int code, std::string_view tag, std::string message) {
@@ -91,23 +96,32 @@ std::string ObjectId(std::string_view type, std::string_view server, std::string
 // One upstream answer: the JSON-RPC response message (result or error).
 using Answer = Result<json::object>;
 
+// A server's tool list as read, shared by whoever reads it (never with a
+// tenant's or principal's verdicts in it: those are worked out per request).
+struct Catalog {
+  json::array listed;  // the tools as the server listed them
+  std::vector<std::pair<std::string, std::string>> listing;  // name, fingerprint (same order)
+  MonoTime fetched{};
+};
+
+// One tool of a catalog as the caller sees it.
 struct ToolEntry {
-  json::object def;  // as the server listed it
+  const json::object* def = nullptr;  // in the catalog
   std::string name;
   std::string fingerprint;
   registry::ToolState state = registry::ToolState::kPending;
   bool poisoned = false;
   std::string poison_rule;
 };
-
-struct Catalog {
-  std::vector<ToolEntry> tools;
-  MonoTime fetched{};
-  bool valid = false;
+struct Tools {
+  std::shared_ptr<const Catalog> catalog;  // keeps `def`s alive
+  std::vector<ToolEntry> entries;
 };
 
-// A stdio server: one supervised process per configured server. Everything
-// but Start/Stop runs on the stdio context's one thread.
+// A stdio server: one supervised process per configured server, in its own
+// process group. Everything but the atomics runs on the stdio context's one
+// thread (Start and Stop post there), so launching, signalling and reaping
+// never race.
 class StdioProcess : public std::enable_shared_from_this<StdioProcess> {
  public:
   StdioProcess(asio::io_context& ctx, config::McpServerConfig cfg, std::string version, const Clock* clock)
@@ -117,27 +131,13 @@ class StdioProcess : public std::enable_shared_from_this<StdioProcess> {
   void Start() {
     asio::post(ctx_, [self = shared_from_this()] { self->Launch(); });
   }
-  // From a non-I/O thread: no restart; SIGTERM, SIGKILL after 2 s.
+  // No restart; SIGTERM to the process group, SIGKILL 2 s later. Returns
+  // once the process is reaped (or after 3 s). Not from the stdio thread.
   void Stop() {
-    stopping_.store(true);
-    pid_t pid = pid_.load();
-    if (pid <= 0) return;
-    ::kill(pid, SIGTERM);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (reaped_.load()) return;
-      int status = 0;
-      pid_t r = ::waitpid(pid, &status, WNOHANG);
-      if (r == pid || r < 0) {
-        reaped_.store(true);
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    if (!reaped_.load()) ::waitpid(pid, &status, 0);
-    reaped_.store(true);
+    auto done = std::make_shared<std::promise<void>>();
+    auto reaped = done->get_future();
+    asio::post(ctx_, [self = shared_from_this(), done] { self->StopHere(done); });
+    reaped.wait_for(std::chrono::seconds(3));
   }
   bool running() const { return ready_.load(); }
   uint64_t restarts() const { return restarts_.load(); }
@@ -164,9 +164,10 @@ class StdioProcess : public std::enable_shared_from_this<StdioProcess> {
   }
   void Notify(json::object msg) { Send(json::serialize(msg)); }
 
-  // The tool catalog, shared by every session (the process is).
+  // The tool catalog, shared by every session (the process is); null until
+  // read and after list_changed or an exit.
   std::mutex mu;
-  Catalog catalog;
+  std::shared_ptr<const Catalog> catalog;
   std::function<void(const std::string& server, std::string_view method)> on_notification;
 
  private:
@@ -235,6 +236,17 @@ class StdioProcess : public std::enable_shared_from_this<StdioProcess> {
       ::close(in[0]), ::close(in[1]), ::close(out[0]), ::close(out[1]);
       return Internal("pipe failed");
     }
+    // Every pipe end above 2, so that dup2 onto 0-2 never meets one of them.
+    for (int* fd : {&in[0], &in[1], &out[0], &out[1], &err[0], &err[1]}) {
+      if (*fd > 2) continue;
+      int moved = ::fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+      ::close(*fd);
+      *fd = moved;
+    }
+    if (std::min({in[0], in[1], out[0], out[1], err[0], err[1]}) < 0) {
+      for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) if (fd >= 0) ::close(fd);
+      return Internal("fcntl failed");
+    }
     pid_t parent = ::getpid();
     const char* cwd = cfg_.cwd.empty() ? nullptr : cfg_.cwd.c_str();
     pid_t pid = ::fork();
@@ -252,19 +264,22 @@ class StdioProcess : public std::enable_shared_from_this<StdioProcess> {
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);  // aigis blocks signals in its threads
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      ::sigaction(SIGPIPE, &dfl, nullptr);  // aigis ignores it
       ::setpgid(0, 0);
       if (cwd != nullptr && ::chdir(cwd) != 0) ::_exit(126);
-      ::execve(argv[0] == nullptr ? "" : exe.c_str(), argv.data(), envp.data());
+      ::execve(exe.c_str(), argv.data(), envp.data());
       ::_exit(127);
     }
+    ::setpgid(pid, pid);  // as the child does: whichever runs first
     ::close(in[0]);
     ::close(out[1]);
     ::close(err[1]);
     in_.emplace(ctx_, in[1]);
     out_.emplace(ctx_, out[0]);
     err_.emplace(ctx_, err[0]);
-    pid_.store(pid);
-    reaped_.store(false);
+    pid_ = pid;
     started_ = std::chrono::steady_clock::now();
     return Status::Ok();
   }
@@ -277,7 +292,7 @@ class StdioProcess : public std::enable_shared_from_this<StdioProcess> {
       ScheduleRestart();
       return;
     }
-    spdlog::info("mcp server '{}': started (pid {})", cfg_.name, pid_.load());
+    spdlog::info("mcp server '{}': started (pid {})", cfg_.name, pid_);
     asio::co_spawn(ctx_, ReadLoop(incarnation_), asio::detached);
     asio::co_spawn(ctx_, DrainStderr(incarnation_), asio::detached);
     asio::co_spawn(ctx_, Initialize(incarnation_), asio::detached);
@@ -349,7 +364,7 @@ class StdioProcess : public std::enable_shared_from_this<StdioProcess> {
       }
       if (method == "notifications/tools/list_changed") {
         std::lock_guard lock(mu);
-        catalog.valid = false;
+        catalog.reset();
       }
       if (on_notification) on_notification(cfg_.name, method);
     }
@@ -374,18 +389,39 @@ class StdioProcess : public std::enable_shared_from_this<StdioProcess> {
     }
   }
 
-  void Kill() {
-    pid_t pid = pid_.load();
-    if (pid > 0 && !reaped_.load()) ::kill(pid, SIGKILL);
+  // The whole group: launchers (npx, uvx, sh -c) run the server as a
+  // grandchild that keeps the pipes open.
+  void Signal(int sig) {
+    if (pid_ > 0) ::kill(-pid_, sig);
+  }
+  void Kill() { Signal(SIGKILL); }
+
+  void StopHere(std::shared_ptr<std::promise<void>> done) {
+    stopping_.store(true);
+    if (pid_ <= 0) {
+      done->set_value();
+      return;
+    }
+    stop_waiters_.push_back(std::move(done));
+    Signal(SIGTERM);
+    auto timer = std::make_shared<asio::steady_timer>(ctx_);
+    timer->expires_after(std::chrono::seconds(2));
+    timer->async_wait([self = shared_from_this(), timer, inc = incarnation_](const boost::system::error_code&) {
+      if (self->incarnation_ == inc) self->Kill();
+    });
   }
 
   void OnExit() {
     ready_.store(false);
     ++incarnation_;
+    // Stdout is closed: the process exited or is about to; whatever is left
+    // of its group is killed, then it is reaped (quick after SIGKILL).
     Kill();
-    pid_t pid = pid_.load();
     int status = 0;
-    if (pid > 0 && !reaped_.exchange(true)) ::waitpid(pid, &status, 0);
+    if (pid_ > 0) ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    for (auto& w : stop_waiters_) w->set_value();
+    stop_waiters_.clear();
     in_.reset();
     out_.reset();
     err_.reset();
@@ -399,7 +435,7 @@ class StdioProcess : public std::enable_shared_from_this<StdioProcess> {
     }
     {
       std::lock_guard lock(mu);
-      catalog.valid = false;
+      catalog.reset();
     }
     if (stopping_.load()) return;
     spdlog::warn("mcp server '{}' {}; restarting in {} ms", cfg_.name, how, backoff_.count());
@@ -426,8 +462,8 @@ class StdioProcess : public std::enable_shared_from_this<StdioProcess> {
   std::string version_;
   const Clock* clock_;
   std::optional<asio::posix::stream_descriptor> in_, out_, err_;
-  std::atomic<pid_t> pid_{-1};
-  std::atomic<bool> reaped_{true};
+  pid_t pid_ = -1;  // -1 once reaped
+  std::vector<std::shared_ptr<std::promise<void>>> stop_waiters_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> restarts_{0};
@@ -454,9 +490,10 @@ using Servers = std::map<std::string, std::shared_ptr<const ServerRt>, std::less
 // An upstream HTTP session that aigis holds for one client session.
 struct UpstreamSession {
   bool initialized = false;
+  bool opening = false;  // a request is opening it
   std::string id;       // its Mcp-Session-Id ("" when the server keeps none)
   std::string version;  // negotiated with it
-  Catalog catalog;
+  std::shared_ptr<const Catalog> catalog;
 };
 
 // A pending event of a session's GET stream.
@@ -502,8 +539,11 @@ std::optional<size_t> FromCursor(std::string_view c) {
 // ----------------------------------------------------------------- Impl ----
 
 struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
+  // The stdio servers' pipes, timers and process supervision: one thread of
+  // their own (a blocking waitpid or a slow server never stalls a worker).
+  net::IoPool stdio_pool{1};
+  asio::io_context& stdio_ctx = stdio_pool.context(0);
   McpHooks hooks;
-  asio::io_context& stdio_ctx;
   SystemClock system_clock;
   const Clock* clock;
 
@@ -527,15 +567,16 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
   struct Poison {
     bool block = false;
     std::string rule;
-    const void* rules = nullptr;  // the RuleSet it was screened with
   };
-  std::map<std::string, Poison> poison_cache;
+  std::map<std::string, Poison> poison_cache;        // fingerprint, principal, route -> verdict
+  std::shared_ptr<const guard::RuleSet> poison_rules;  // what poison_cache was screened with
   // authorization store ids by tenant
   std::mutex store_mu;
   std::map<std::string, std::string> store_ids;
 
-  Impl(McpHooks h, asio::io_context& ctx)
-      : hooks(std::move(h)), stdio_ctx(ctx), clock(hooks.clock ? hooks.clock : &system_clock) {}
+  explicit Impl(McpHooks h) : hooks(std::move(h)), clock(hooks.clock ? hooks.clock : &system_clock) {
+    stdio_pool.Start();
+  }
 
   std::shared_ptr<const Servers> Snapshot() {
     std::lock_guard lock(servers_mu);
@@ -652,11 +693,37 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
   }
 
   // Opens the client session's upstream session with an HTTP server.
+  // Requests of one client session may run at once on several threads: one
+  // of them opens the upstream session, the others wait for it (briefly
+  // polling: this happens once per session and server).
   Task<Status> EnsureHttpSession(Session& sess, const ServerRt& s, net::HttpClient& client, net::Cancellation* cancel) {
-    {
-      std::lock_guard lock(sess.mu);
-      if (sess.upstreams[s.cfg.name].initialized) co_return Status::Ok();
+    auto exec = co_await asio::this_coro::executor;
+    asio::steady_timer wait(exec);
+    auto deadline = std::chrono::steady_clock::now() + s.cfg.timeout;
+    for (;;) {
+      {
+        std::lock_guard lock(sess.mu);
+        auto& up = sess.upstreams[s.cfg.name];
+        if (up.initialized) co_return Status::Ok();
+        if (!up.opening) {
+          up.opening = true;
+          break;
+        }
+      }
+      if ((cancel != nullptr && cancel->cancelled()) || std::chrono::steady_clock::now() > deadline) {
+        co_return Unavailable(fmt::format("MCP server '{}': the upstream session did not open in time", s.cfg.name));
+      }
+      wait.expires_after(std::chrono::milliseconds(2));
+      boost::system::error_code ec;
+      co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
+    Status st = co_await OpenHttpSession(sess, s, client, cancel);
+    std::lock_guard lock(sess.mu);
+    sess.upstreams[s.cfg.name].opening = false;
+    co_return st;
+  }
+
+  Task<Status> OpenHttpSession(Session& sess, const ServerRt& s, net::HttpClient& client, net::Cancellation* cancel) {
     json::object init{{"jsonrpc", "2.0"},
                       {"id", 0},
                       {"method", "initialize"},
@@ -688,6 +755,13 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     co_return Status::Ok();
   }
 
+  // A stdio request, run on the stdio thread (co_spawn's result must be
+  // default-constructible: an optional).
+  static Task<std::optional<Answer>> OnStdio(std::shared_ptr<StdioProcess> proc, json::object msg, milliseconds timeout) {
+    auto answer = co_await proc->Call(std::move(msg), timeout);
+    co_return std::optional<Answer>(std::move(answer));
+  }
+
   // One request to a server on behalf of a client session.
   Task<Answer> Call(Session& sess, const ServerRt& s, net::HttpClient& client, net::Cancellation* cancel,
                     std::string_view method, json::value params) {
@@ -699,11 +773,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       auto proc = s.stdio;
       milliseconds timeout = s.cfg.timeout;
       // co_spawn's result must be default-constructible: an optional.
-      auto on_stdio = [proc, timeout](json::object m) -> Task<std::optional<Answer>> {
-        auto answer = co_await proc->Call(std::move(m), timeout);
-        co_return std::optional<Answer>(std::move(answer));
-      };
-      auto task = on_stdio(std::move(msg));
+      auto task = OnStdio(proc, std::move(msg), timeout);
       std::optional<Answer> answer = co_await asio::co_spawn(stdio_ctx, std::move(task), asio::use_awaitable);
       co_return std::move(*answer);
     }
@@ -756,98 +826,104 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
 
   // ------------------------------------------------------------ catalog --
 
-  // The server's tools, pinned and screened; re-read from the server when
-  // `refresh`, when older than catalog_ttl, or after list_changed.
-  Task<Result<std::vector<ToolEntry>>> Tools(Exchange& ex, Session& sess, const ServerRt& s, net::HttpClient& client,
-                                             net::Cancellation* cancel, bool refresh) {
+  // The server's tools with the caller's pin states and poisoning verdicts;
+  // the list is re-read from the server when `refresh`, when older than
+  // catalog_ttl, or after list_changed.
+  Task<Result<Tools>> ToolsFor(Exchange& ex, Session& sess, const ServerRt& s, net::HttpClient& client,
+                               net::Cancellation* cancel, bool refresh) {
     milliseconds ttl = ex.config->mcp.catalog_ttl;
-    auto fresh = [&](const Catalog& c) { return c.valid && clock->Monotonic() - c.fetched < ttl; };
+    std::shared_ptr<const Catalog> cat;
     if (!refresh) {
-      if (s.stdio) {
-        std::lock_guard lock(s.stdio->mu);
-        if (fresh(s.stdio->catalog)) co_return s.stdio->catalog.tools;
-      } else {
-        std::lock_guard lock(sess.mu);
-        if (fresh(sess.upstreams[s.cfg.name].catalog)) co_return sess.upstreams[s.cfg.name].catalog.tools;
+      std::lock_guard lock(s.stdio ? s.stdio->mu : sess.mu);
+      cat = s.stdio ? s.stdio->catalog : sess.upstreams[s.cfg.name].catalog;
+      if (cat && clock->Monotonic() - cat->fetched >= ttl) cat.reset();
+    }
+    if (!cat) {
+      auto listed = co_await ListAll(sess, s, client, cancel, "tools/list", "tools");
+      if (!listed.ok()) co_return listed.status();
+      auto fresh = std::make_shared<Catalog>();
+      for (const auto& t : *listed) {
+        if (!t.is_object()) co_return Unavailable(fmt::format("MCP server '{}' listed a tool that is not an object", s.cfg.name));
+        auto fp = registry::ToolFingerprint(json::serialize(t));
+        if (!fp.ok()) co_return Unavailable(fmt::format("MCP server '{}' listed a bad tool: {}", s.cfg.name, fp.status().message()));
+        fresh->listing.emplace_back(Str(t.get_object().if_contains("name")), *fp);
       }
+      fresh->listed = std::move(listed).value();
+      fresh->fetched = clock->Monotonic();
+      cat = fresh;
+      std::lock_guard lock(s.stdio ? s.stdio->mu : sess.mu);
+      (s.stdio ? s.stdio->catalog : sess.upstreams[s.cfg.name].catalog) = cat;
     }
-    auto listed = co_await ListAll(sess, s, client, cancel, "tools/list", "tools");
-    if (!listed.ok()) co_return listed.status();
-    std::vector<ToolEntry> tools;
-    std::vector<std::pair<std::string, std::string>> listing;
-    for (const auto& t : *listed) {
-      ToolEntry e;
-      if (!t.is_object()) co_return Unavailable(fmt::format("MCP server '{}' listed a tool that is not an object", s.cfg.name));
-      e.def = t.get_object();
-      e.name = Str(e.def.if_contains("name"));
-      auto fp = registry::ToolFingerprint(json::serialize(t));
-      if (!fp.ok()) co_return Unavailable(fmt::format("MCP server '{}' listed a bad tool: {}", s.cfg.name, fp.status().message()));
-      e.fingerprint = *fp;
-      listing.emplace_back(e.name, e.fingerprint);
-      tools.push_back(std::move(e));
-    }
-    auto statuses = co_await Pins(ex, s, *listed, listing);
+    // Per tenant (pins) and per caller (the guard policy): never cached with
+    // the list, which other tenants share.
+    auto statuses = co_await Pins(ex, s, *cat);
     if (!statuses.ok()) co_return statuses.status();
     auto rules = hooks.rules ? hooks.rules() : nullptr;
-    bool screen = ex.config->guard.enabled && rules != nullptr;
-    for (size_t i = 0; i < tools.size(); ++i) {
-      ToolEntry& e = tools[i];
-      e.state = (*statuses)[i].state;
-      if ((*statuses)[i].first_seen && e.state == registry::ToolState::kQuarantined) {
+    bool screen = ex.config->guard.enabled;
+    if (screen && rules == nullptr) co_return Status(Code::kFailedPrecondition, std::string(kGuardUnavailable));
+    Tools out{cat, {}};
+    for (size_t i = 0; i < cat->listing.size(); ++i) {
+      ToolEntry e;
+      e.def = &cat->listed[i].get_object();
+      e.name = cat->listing[i].first;
+      e.fingerprint = cat->listing[i].second;
+      const registry::ToolStatus& st = (*statuses)[i];
+      e.state = st.state;
+      if (st.first_seen && e.state == registry::ToolState::kQuarantined) {
         json::array changes;
-        for (const auto& c : (*statuses)[i].changes) {
+        for (const auto& c : st.changes) {
           changes.push_back(json::object{{"pointer", c.pointer}, {"before", c.before}, {"after", c.after}});
         }
         json::object detail{{"server", s.cfg.name},
                             {"tool", e.name},
-                            {"approved_fingerprint", (*statuses)[i].approved_fingerprint},
+                            {"approved_fingerprint", st.approved_fingerprint},
                             {"fingerprint", e.fingerprint},
                             {"changes", std::move(changes)}};
         Alert(ex, "mcp_tool_changed", json::serialize(detail));
-      } else if ((*statuses)[i].first_seen && e.state == registry::ToolState::kPending) {
+      } else if (st.first_seen && e.state == registry::ToolState::kPending) {
         Alert(ex, "mcp_tool_pending",
               json::serialize(json::object{{"server", s.cfg.name}, {"tool", e.name}, {"fingerprint", e.fingerprint}}));
       }
-      if (!screen) continue;
-      Poison p;
-      bool known = false;
-      {
-        std::lock_guard lock(pins_mu);
-        if (auto it = poison_cache.find(e.fingerprint); it != poison_cache.end() && it->second.rules == rules.get()) {
-          p = it->second;
-          known = true;
-        }
+      if (screen) {
+        Poison p = Screened(ex, rules, s.cfg.name, e);
+        e.poisoned = p.block;
+        e.poison_rule = p.rule;
       }
-      if (!known) {
-        guard::Verdict v = ScreenToolDefinition(ex, *rules, json::serialize(e.def));
-        p.block = v.block;
-        p.rules = rules.get();
-        if (v.top) p.rule = v.top->id;
-        if (v.block) {
-          Alert(ex, "mcp_tool_poisoned",
-                json::serialize(json::object{{"server", s.cfg.name},
-                                             {"tool", e.name},
-                                             {"fingerprint", e.fingerprint},
-                                             {"rule", p.rule},
-                                             {"category", v.top ? v.top->category : ""},
-                                             {"score_milli", static_cast<int64_t>(v.score * 1000)}}));
-        }
-        std::lock_guard lock(pins_mu);
-        if (poison_cache.size() > 100'000) poison_cache.clear();
-        poison_cache[e.fingerprint] = p;
+      out.entries.push_back(std::move(e));
+    }
+    co_return out;
+  }
+
+  // A definition screened for poisoning, once per fingerprint and caller
+  // (the guard policy depends on the principal) while the rules stay the same.
+  Poison Screened(Exchange& ex, const std::shared_ptr<const guard::RuleSet>& rules, const std::string& server,
+                  const ToolEntry& e) {
+    std::string key = fmt::format("{}\x1f{}:{}\x1f{}", e.fingerprint, ex.principal.kind, ex.principal.id, ex.route);
+    {
+      std::lock_guard lock(pins_mu);
+      if (poison_rules != rules) {
+        poison_cache.clear();
+        poison_rules = rules;
       }
-      e.poisoned = p.block;
-      e.poison_rule = p.rule;
+      if (auto it = poison_cache.find(key); it != poison_cache.end()) return it->second;
     }
-    Catalog c{tools, clock->Monotonic(), true};
-    if (s.stdio) {
-      std::lock_guard lock(s.stdio->mu);
-      s.stdio->catalog = std::move(c);
-    } else {
-      std::lock_guard lock(sess.mu);
-      sess.upstreams[s.cfg.name].catalog = std::move(c);
+    guard::Verdict v = ScreenToolDefinition(ex, *rules, json::serialize(*e.def));
+    Poison p;
+    p.block = v.block;
+    if (v.top) p.rule = v.top->id;
+    if (v.block) {
+      Alert(ex, "mcp_tool_poisoned",
+            json::serialize(json::object{{"server", server},
+                                         {"tool", e.name},
+                                         {"fingerprint", e.fingerprint},
+                                         {"rule", p.rule},
+                                         {"category", v.top ? v.top->category : ""},
+                                         {"score_milli", static_cast<int64_t>(v.score * 1000)}}));
     }
-    co_return tools;
+    std::lock_guard lock(pins_mu);
+    if (poison_cache.size() > 100'000) poison_cache.clear();
+    poison_cache[key] = p;
+    return p;
   }
 
   void Alert(Exchange& ex, const std::string& kind, const std::string& detail) {
@@ -857,8 +933,8 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
 
   // The pin statuses of a listing, from the store (on the blocking pool)
   // unless the same listing was observed in the last seconds.
-  Task<Result<std::vector<registry::ToolStatus>>> Pins(Exchange& ex, const ServerRt& s, const json::array& tools,
-                                                       const std::vector<std::pair<std::string, std::string>>& listing) {
+  Task<Result<std::vector<registry::ToolStatus>>> Pins(Exchange& ex, const ServerRt& s, const Catalog& cat) {
+    const auto& listing = cat.listing;
     std::string key = ex.tenant + '\0' + s.cfg.name;
     uint64_t gen = hooks.pins->generation();
     {
@@ -872,7 +948,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       }
     }
     Result<std::vector<registry::ToolStatus>> out = Status(Code::kInternal, "not run");
-    std::string text = json::serialize(tools);
+    std::string text = json::serialize(cat.listed);
     registry::PinPolicy policy{s.cfg.auto_approve};
     std::string tenant = ex.tenant, server = s.cfg.name;
     auto pins = hooks.pins;
@@ -894,7 +970,10 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     auto store = StoreId(ex);
     if (!store.ok()) return store.status();
     auto view = hooks.authz->View(ex.tenant, *store, "");
-    if (!view.ok()) return view.status();
+    if (!view.ok()) {
+      ForgetStore(ex);  // deleted and created again: look it up next time
+      return view.status();
+    }
     std::vector<std::set<std::string, std::less<>>> out;
     for (const auto& subject : SubjectsOf(ex.principal)) {
       auto objects = view->engine->ListObjects(view->tuples, type, relation, subject, {}, ConditionContext(*view->engine, ex));
@@ -974,6 +1053,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       auto out = hooks.authz->Check(ex.tenant, *store, "", req);
       AuthzRecord& rec = add(subject);
       if (!out.ok()) {
+        ForgetStore(ex);
         rec.error = out.status().message();
         return fail(rec, "authorization could not be decided: " + rec.error);
       }
@@ -985,6 +1065,11 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       if (!rec.allowed) return fail(rec, fmt::format("{} may not {} {}", subject, relation, object));
     }
     return std::nullopt;
+  }
+
+  void ForgetStore(const Exchange& ex) {
+    std::lock_guard lock(store_mu);
+    store_ids.erase(ex.tenant + '\0' + ex.config->authz.store);
   }
 
   Result<std::string> StoreId(const Exchange& ex) {
@@ -1038,6 +1123,14 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
 
   using Outcome = std::variant<json::value, RpcError>;
 
+  // Guard on without rules: nothing is listed or called (fail closed).
+  RpcError GuardUnavailable(Exchange& ex) {
+    RpcError e = Err(kInternalError, "guard_unavailable",
+                     "the guard rules are not loaded: tool definitions cannot be screened");
+    Deny(ex, "screen_tool", e);
+    return e;
+  }
+
   static RpcError UpstreamError(Exchange& ex, const ServerRt& s, const Status& st) {
     ex.mcp.upstream_error = fmt::format("{}: {}", s.cfg.name, st.message());
     return Err(kUpstreamFailed, st.code() == Code::kDeadlineExceeded ? "upstream_timeout" : "upstream_unavailable",
@@ -1078,18 +1171,20 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     json::array out;
     for (const auto& s : c.Reach()) {
       if (!AnyGrant(grants, s->cfg.name)) continue;  // nothing there for this caller: not even asked
-      auto tools = co_await Tools(c.ex, c.sess, *s, c.client, c.cancel, /*refresh=*/true);
+      auto tools = co_await ToolsFor(c.ex, c.sess, *s, c.client, c.cancel, /*refresh=*/true);
+      if (!tools.ok() && tools.status().message() == kGuardUnavailable) co_return GuardUnavailable(c.ex);
       if (!tools.ok()) {
         if (!c.federated()) co_return UpstreamError(c.ex, *s, tools.status());
         c.ex.mcp.upstream_error += fmt::format("{}{}: {}", c.ex.mcp.upstream_error.empty() ? "" : "; ", s->cfg.name,
                                                tools.status().message());
         continue;  // the others still answer
       }
-      for (auto& t : *tools) {
+      for (const auto& t : tools->entries) {
         if (t.state != registry::ToolState::kApproved || t.poisoned) continue;
         if (!Granted(grants, "tool", s->cfg.name, t.name)) continue;
-        if (c.federated()) t.def["name"] = s->cfg.name + c.sep + t.name;
-        out.push_back(std::move(t.def));
+        json::object def = *t.def;
+        if (c.federated()) def["name"] = s->cfg.name + c.sep + t.name;
+        out.push_back(std::move(def));
       }
     }
     co_return Page(c, std::move(out), params, "tools");
@@ -1106,10 +1201,11 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     c.ex.mcp.tool = tool;
     c.ex.upstream = s.cfg.name;
     if (auto denied = CheckItem(c.ex, "tool", "can_call", s.cfg.name, tool)) co_return *denied;
-    auto tools = co_await Tools(c.ex, c.sess, s, c.client, c.cancel, /*refresh=*/false);
+    auto tools = co_await ToolsFor(c.ex, c.sess, s, c.client, c.cancel, /*refresh=*/false);
+    if (!tools.ok() && tools.status().message() == kGuardUnavailable) co_return GuardUnavailable(c.ex);
     if (!tools.ok()) co_return UpstreamError(c.ex, s, tools.status());
     const ToolEntry* entry = nullptr;
-    for (const auto& t : *tools) {
+    for (const auto& t : tools->entries) {
       if (t.name == tool) entry = &t;
     }
     if (entry == nullptr) co_return Err(kInvalidParams, "unknown_tool", fmt::format("Unknown tool: {}", name));
@@ -1150,6 +1246,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     if (const auto* err = answer->if_contains("error")) {
       c.ex.mcp.upstream_error = fmt::format("{}: {}", s.cfg.name, json::serialize(*err));
       RpcError e;
+      e.upstream = true;
       const auto* eo = err->if_object();
       const auto* code = eo ? eo->if_contains("code") : nullptr;
       e.code = code && code->is_int64() ? static_cast<int>(code->get_int64()) : kInternalError;
@@ -1246,12 +1343,25 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     }
     if (ref) (*ref)[prompt ? "name" : "uri"] = upstream_id;
     else params[prompt ? "name" : "uri"] = upstream_id;
+    if (method == "prompts/get" && params.contains("arguments")) {
+      // Prompt arguments go into what the model reads: screened (and
+      // masked) as tool arguments.
+      json::value args = params["arguments"];
+      auto rules = hooks.rules ? hooks.rules() : nullptr;
+      if (Decision d = ScreenToolJson(c.ex, rules, guard::Where::kToolArgs, args); d.denied()) {
+        RpcError e = Err(d.status == 400 ? kContentBlocked : kInternalError, d.code, d.reason);
+        Deny(c.ex, "screen_request", e);
+        co_return e;
+      }
+      params["arguments"] = std::move(args);
+    }
     json::value pv = std::move(params);
     auto answer = co_await Call(c.sess, *server, c.client, c.cancel, method, std::move(pv));
     if (!answer.ok()) co_return UpstreamError(c.ex, *server, answer.status());
     c.ex.upstream_status = 200;
     if (const auto* err = answer->if_contains("error")) {
       RpcError e;
+      e.upstream = true;
       const auto* eo = err->if_object();
       const auto* code = eo ? eo->if_contains("code") : nullptr;
       e.code = code && code->is_int64() ? static_cast<int>(code->get_int64()) : kInternalError;
@@ -1321,18 +1431,27 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
           ++it;
         }
       }
-      while (sessions.size() >= ex.config->mcp.max_sessions && !sessions.empty()) {
-        auto idlest = sessions.begin();
+      // Full: the caller's own idlest session makes room; a caller cannot
+      // end other principals' sessions by opening many.
+      bool refused = false;
+      while (sessions.size() >= ex.config->mcp.max_sessions && !refused) {
+        auto idlest = sessions.end();
         for (auto it = sessions.begin(); it != sessions.end(); ++it) {
-          if (it->second->last_used < idlest->second->last_used) idlest = it;
+          if (it->second->owner != s->owner) continue;
+          if (idlest == sessions.end() || it->second->last_used < idlest->second->last_used) idlest = it;
         }
-        ended.push_back(idlest->second);
-        sessions.erase(idlest);
+        if (idlest == sessions.end()) {
+          refused = true;
+        } else {
+          ended.push_back(idlest->second);
+          sessions.erase(idlest);
+        }
       }
-      sessions[s->id] = s;
+      if (!refused) sessions[s->id] = s;
+      else s.reset();
     }
     for (auto& e : ended) Close(*e);
-    return s;
+    return s;  // null: no room
   }
 
   std::shared_ptr<Session> FindSession(const Exchange& ex, std::string_view id) {
@@ -1429,11 +1548,15 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
         }
       }
       if (end || w.cancellation().cancelled()) break;
-      if (out.empty()) out = ": keep-alive\n\n";
+      {
+        std::lock_guard lock(sessions_mu);  // an open stream keeps its session alive
+        s.last_used = clock->Monotonic();
+      }
+      if (!out.empty() && !(co_await w.Write(out)).ok()) break;
       wake->expires_after(std::chrono::seconds(15));
       boost::system::error_code ec;
       co_await wake->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (!(co_await w.Write(out)).ok()) break;
+      if (ec != asio::error::operation_aborted && !(co_await w.Write(": keep-alive\n\n")).ok()) break;
     }
     w.cancellation().Clear();
     (void)co_await w.Finish();
@@ -1476,13 +1599,19 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       co_return;
     }
     if (req.method == "DELETE") {
+      ex.mcp.method = "session/delete";
+      if (req.headers.Get("mcp-session-id").empty()) {
+        RpcError e = Err(kInvalidRequest, "session_required", "DELETE needs the Mcp-Session-Id of the session to end");
+        co_await SendError(ex, w, 400, null_id, e, nullptr);
+        co_return;
+      }
       auto s = FindSession(ex, req.headers.Get("mcp-session-id"));
+      if (s && s->scope != scope) s.reset();
       if (!s) {
         RpcError e = Err(kInvalidRequest, "session_not_found", "no such session");
         co_await SendError(ex, w, 404, null_id, e, nullptr);
         co_return;
       }
-      ex.mcp.method = "session/delete";
       ex.mcp.session = crypto::HexEncode(crypto::Sha256(s->id)).substr(0, 16);
       {
         std::lock_guard lock(sessions_mu);
@@ -1507,6 +1636,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
         co_return;
       }
       auto s = FindSession(ex, req.headers.Get("mcp-session-id"));
+      if (s && s->scope != scope) s.reset();
       if (!s) {
         RpcError e = Err(kInvalidRequest, "session_not_found", "GET needs the Mcp-Session-Id of a live session");
       int status = req.headers.Get("mcp-session-id").empty() ? 400 : 404;
@@ -1627,6 +1757,11 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       std::string asked = params ? Str(params->if_contains("protocolVersion")) : "";
       std::string version = Supported(asked) ? asked : std::string(kVersions.front());
       auto s = NewSession(ex, scope, version);
+      if (!s) {
+        RpcError e = Err(kInternalError, "too_many_sessions", "aigis holds as many MCP sessions as it may (mcp.max_sessions); end one or retry later");
+        co_await SendError(ex, w, 503, rid, e, nullptr);
+        co_return;
+      }
       ex.mcp.session = crypto::HexEncode(crypto::Sha256(s->id)).substr(0, 16);
       json::object caps{{"tools", {{"listChanged", true}}},
                         {"resources", {{"listChanged", true}, {"subscribe", !scope.empty()}}},
@@ -1660,6 +1795,11 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       co_return;
     }
     ex.mcp.session = crypto::HexEncode(crypto::Sha256(s->id)).substr(0, 16);
+    if (id && method.empty() && !msg->contains("result") && !msg->contains("error")) {
+      RpcError e = Err(kInvalidRequest, "invalid_request", "Invalid Request: a message with an id needs a method, a result or an error");
+      co_await SendError(ex, w, 400, rid, e, nullptr);
+      co_return;
+    }
     if (!id || method.empty()) {
       // Notifications (initialized, cancelled, roots changed) and answers to
       // server requests: aigis sends no server requests, and it does not
@@ -1679,13 +1819,12 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     }
     std::string outcome = "ok";
     if (auto* e = std::get_if<RpcError>(&out)) {
-      std::string tag = Str(e->data.if_contains("code"));
-      outcome = e->code == kPermissionDenied ? "denied"
-                : e->code == kContentBlocked ? "blocked"
-                : e->code == kToolNotApproved ? "not_approved"
-                : e->code == kUpstreamFailed ? "upstream_error"
-                : !ex.mcp.upstream_error.empty() ? "tool_error"
-                                                 : "error";
+      outcome = e->upstream                   ? "tool_error"
+                : e->code == kPermissionDenied ? "denied"
+                : e->code == kContentBlocked   ? "blocked"
+                : e->code == kToolNotApproved  ? "not_approved"
+                : e->code == kUpstreamFailed   ? "upstream_error"
+                                               : "error";
       ex.mcp.error_code = e->code;
       ex.mcp.error = e->message;
       json::object body = ReplyError(*id, *e);
@@ -1702,8 +1841,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
 
 // --------------------------------------------------------------- public ----
 
-McpGateway::McpGateway(McpHooks hooks, asio::io_context& stdio_context)
-    : impl_(std::make_shared<Impl>(std::move(hooks), stdio_context)) {}
+McpGateway::McpGateway(McpHooks hooks) : impl_(std::make_shared<Impl>(std::move(hooks))) {}
 McpGateway::~McpGateway() = default;
 
 bool McpGateway::Serves(std::string_view path) { return path == "/mcp" || StartsWith(path, "/mcp/"); }

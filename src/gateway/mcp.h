@@ -52,8 +52,8 @@ struct McpHooks {
 
 class McpGateway {
  public:
-  // Stdio servers' pipes are served on `stdio_context` (one I/O thread).
-  McpGateway(McpHooks hooks, boost::asio::io_context& stdio_context);
+  // Starts the thread that serves the stdio servers' pipes.
+  explicit McpGateway(McpHooks hooks);
   ~McpGateway();
 
   // "/mcp", "/mcp/<server>" (a trailing '/' tolerated).

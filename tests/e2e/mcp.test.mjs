@@ -109,10 +109,12 @@ describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
 
   test('concurrent calls in one session each get their own answer', async () => {
     for (const p of ['/mcp/files', '/mcp/local']) {
+      const opened = files.seen.initialize;
       const { client } = await connect(gw, p);
       const texts = Array.from({ length: 12 }, (_, i) => `call-${i}`);
       const answers = await Promise.all(texts.map((t) => client.callTool({ name: 'echo', arguments: { text: t } })));
       assert.deepEqual(answers.map(textOf), texts.map((t) => `echo: ${t}`), p);
+      if (p === '/mcp/files') assert.equal(files.seen.initialize - opened, 1, 'one upstream session for the client session');
       await client.close();
     }
   });
@@ -392,7 +394,7 @@ describe('MCP gateway: screening', () => {
     received = path.join(await fs.promises.mkdtemp('/tmp/aigis-mcp-'), 'received.jsonl');
     gw = await startAigis((dir) => baseConfig(dir, `${GRANTS}guard:\n  enabled: true\n${mcpSection(files, {
       localEnv: { POISON: '1', RECEIVED_FILE: received },
-    })}`));
+    })}`), { timeoutMs: 90_000 });  // the guard rules compile slowly under the sanitizers
     await gw.waitMetric('aigis_mcp_stdio_servers_running', {}, (v) => v === 1, 15_000);
   });
   after(async () => {
