@@ -217,6 +217,12 @@ struct LogOptions {
   std::string master_key;
   const Clock* clock = nullptr;  // default: the system clock
   size_t max_batch = 8192;       // records per group commit
+  // Records nobody waits for (async mode) may wait this long to be written,
+  // and again to be synced: a busy writer polls the queue instead of being
+  // woken per record, and one fdatasync per file covers every batch written
+  // meanwhile. A waiter (OnDurable, WaitDurable, Flush: sync mode) ends
+  // both waits at once. 0: written and synced as soon as possible.
+  std::chrono::milliseconds async_linger{0};
   size_t max_queue = 200000;     // records waiting: beyond, Healthy() fails
   std::chrono::milliseconds checkpoint_interval{10000};  // 0: on demand only
   bool fsync = true;             // false only in tests and benchmarks

@@ -282,6 +282,12 @@ struct Log::Impl {
   std::condition_variable sync_cv;
   std::deque<Written> unsynced;
   bool writer_done = false;
+  bool urgent = false;  // someone waits for durability (under sync_mu)
+  // Under queue_mu: the writer polls the queue every async_linger (so
+  // Append need not wake it), and someone waits for a record to be written.
+  bool writer_polling = false;
+  bool write_urgent = false;
+  static constexpr size_t kWakeWriterAt = 4096;  // queued records that wake a polling writer
   std::thread syncer;
 
   mutable std::mutex failed_mu;
@@ -440,8 +446,18 @@ struct Log::Impl {
       {
         std::unique_lock l(queue_mu);
         auto wait = opt.checkpoint_interval.count() > 0 ? opt.checkpoint_interval : std::chrono::milliseconds(1000);
-        queue_cv.wait_for(l, wait, [&] { return stopping || !queue.empty(); });
+        if (writer_polling) {
+          // Busy lately: look at the queue again after the linger instead of
+          // being woken by every Append (a wake-up per record costs more
+          // than the record on a busy machine).
+          queue_cv.wait_for(l, opt.async_linger,
+                            [&] { return stopping || write_urgent || queue.size() >= kWakeWriterAt; });
+          if (queue.empty()) writer_polling = false;  // idle: Append wakes it again
+        }
+        if (!writer_polling) queue_cv.wait_for(l, wait, [&] { return stopping || !queue.empty(); });
+        write_urgent = false;
         if (queue.empty() && stopping) break;
+        writer_polling = opt.async_linger.count() > 0 && !queue.empty();
         // At most max_batch per group commit: smaller batches keep the disk
         // busy steadily instead of in bursts of one huge write.
         size_t take = std::min(queue.size(), std::max<size_t>(opt.max_batch, 1));
@@ -547,6 +563,13 @@ struct Log::Impl {
         std::unique_lock l(sync_mu);
         sync_cv.wait(l, [&] { return writer_done || !unsynced.empty(); });
         if (unsynced.empty()) break;  // and the writer is done
+        // Nobody waits (async mode): linger, so that one sync covers the
+        // batches written meanwhile; a waiter or a writer out of room ends it.
+        if (opt.async_linger.count() > 0 && !urgent) {
+          sync_cv.wait_for(l, opt.async_linger,
+                           [&] { return writer_done || urgent || unsynced.size() >= kMaxUnsynced; });
+        }
+        urgent = false;
         while (!unsynced.empty()) {
           round.push_back(std::move(unsynced.front()));
           unsynced.pop_front();
@@ -736,7 +759,7 @@ Result<uint64_t> Log::Append(Entry entry) {
   it.entry.time_us = Micros(entry.time);
   it.entry.rid_hash = RequestIdHash(entry.request_id);
   uint64_t index;
-  bool was_empty;
+  bool wake;
   {
     std::lock_guard l(impl_->queue_mu);
     if (impl_->queue.size() >= impl_->opt.max_queue) {
@@ -745,13 +768,14 @@ Result<uint64_t> Log::Append(Entry entry) {
     ASSIGN_OR_RETURN(TenantLog * t, impl_->Tenant(entry.tenant, true));
     it.tenant = t;
     index = it.index = t->next_index++;
-    was_empty = impl_->queue.empty();
+    wake = impl_->writer_polling ? impl_->queue.size() + 1 == Impl::kWakeWriterAt : impl_->queue.empty();
     impl_->queue.push_back(std::move(it));
     impl_->queued.store(impl_->queue.size());
   }
   // The writer empties the queue whole: a non-empty queue is already
-  // pending for it, and waking it again only costs a context switch.
-  if (was_empty) impl_->queue_cv.notify_one();
+  // pending for it, and waking it again only costs a context switch; a
+  // polling writer comes back by itself.
+  if (wake) impl_->queue_cv.notify_one();
   return index;
 }
 
@@ -762,12 +786,27 @@ void Log::OnDurable(const std::string& tenant, uint64_t index, std::function<voi
     return;
   }
   Status failed = impl_->Failed();
+  bool waiting = false;
   {
     std::lock_guard l((*t)->mu);
     if (failed.ok() && (*t)->durable.load() <= index) {
       (*t)->waiters.emplace(index, std::move(done));
-      return;
+      waiting = true;
     }
+  }
+  if (waiting) {
+    // Neither the writer nor the syncer lingers for a record someone waits for.
+    {
+      std::lock_guard l(impl_->queue_mu);
+      impl_->write_urgent = true;
+    }
+    impl_->queue_cv.notify_one();
+    {
+      std::lock_guard l(impl_->sync_mu);
+      impl_->urgent = true;
+    }
+    impl_->sync_cv.notify_all();
+    return;
   }
   done(failed);
 }

@@ -355,6 +355,7 @@ int Serve(const std::string& config_path, const std::string& ports_file) {
     lo.master_key = *master;
     lo.checkpoint_interval = cfg.audit.checkpoint_interval;
     lo.max_queue = cfg.audit.max_queue;
+    lo.async_linger = cfg.audit.async_linger;
     auto opened = audit::Log::Open(std::move(lo));
     if (!opened.ok()) {
       spdlog::error("{}", opened.status().message());

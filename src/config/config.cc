@@ -610,7 +610,10 @@ void ParseGuard(Reader& r, const YAML::Node& n, GuardConfig& g) {
 }
 
 void ParseAudit(Reader& r, const YAML::Node& n, AuditConfig& a) {
-  if (!r.Map(n, "audit", {"enabled", "mode", "origin", "checkpoint_interval", "max_queue", "capture_bodies", "sinks"})) return;
+  if (!r.Map(n, "audit", {"enabled", "mode", "origin", "checkpoint_interval", "max_queue", "capture_bodies",
+                          "async_linger", "sinks"})) {
+    return;
+  }
   r.Bool(n, "enabled", a.enabled, "audit");
   r.Str(n, "mode", a.mode, "audit");
   if (a.mode != "async" && a.mode != "sync") r.Error(n["mode"], "audit.mode must be async or sync");
@@ -622,6 +625,8 @@ void ParseAudit(Reader& r, const YAML::Node& n, AuditConfig& a) {
   r.Duration(n, "checkpoint_interval", a.checkpoint_interval, "audit", milliseconds(100));
   r.Integer(n, "max_queue", a.max_queue, "audit", 1000, 100'000'000);
   r.Bool(n, "capture_bodies", a.capture_bodies, "audit");
+  r.Duration(n, "async_linger", a.async_linger, "audit", milliseconds(0));
+  if (a.async_linger > milliseconds(1000)) r.Error(n["async_linger"], "audit.async_linger must be at most 1s");
   if (auto list = n["sinks"]) {
     if (!list.IsSequence()) {
       r.Error(list, "audit.sinks must be a list");

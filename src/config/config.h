@@ -251,6 +251,9 @@ struct AuditConfig {
   milliseconds checkpoint_interval{10'000};   // sign a checkpoint this often when the log grew (restart)
   size_t max_queue = 200'000;                 // records waiting for the disk; beyond, requests get 503 (restart)
   bool capture_bodies = false;                // also store the (masked) request and response bodies
+  // async mode: a record may wait this long to be written, and again to be
+  // synced, so that one write and one fdatasync cover many (restart).
+  milliseconds async_linger{5};
   std::vector<AuditSinkConfig> sinks;         // (restart)
   bool operator==(const AuditConfig&) const = default;
 };

@@ -372,8 +372,8 @@ describe('MCP gateway: tool pinning (rug pull)', () => {
     assert.equal(detail.approved_fingerprint, echo.fingerprint);
     assert.deepEqual(detail.changes.map((c) => c.pointer), ['/description']);
     assert.match(detail.changes[0].after, /evil\.example/);
-    const events = fs.readFileSync(path.join(gw.dir, 'access.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    assert.ok(events.some((e) => e.kind === 'alert' && e.alert === 'mcp_tool_changed'));
+    await waitFor(() => fs.readFileSync(path.join(gw.dir, 'access.log'), 'utf8').split('\n').filter(Boolean)
+      .map((l) => JSON.parse(l)).some((e) => e.kind === 'alert' && e.alert === 'mcp_tool_changed'));
 
     const now = (await tools()).find((t) => t.tool === 'echo');
     assert.equal(now.state, 'quarantined');
