@@ -536,6 +536,42 @@ std::optional<size_t> FromCursor(std::string_view c) {
 
 }  // namespace
 
+// Relays a server's notifications about a request in flight (progress, log
+// messages) to the client while the request runs: the answer becomes an SSE
+// stream at the first one (only for a client that accepts text/event-stream).
+struct Relay {
+  Exchange& ex;
+  net::ResponseWriter& w;
+  std::string session_id;
+  bool started = false;
+  bool failed = false;
+  std::vector<std::string> pending;  // JSON-RPC notifications to write
+
+  static bool Relays(std::string_view method) {
+    return method == "notifications/progress" || method == "notifications/message";
+  }
+  Task<void> Flush() {
+    if (pending.empty() || failed) co_return;
+    if (!started) {
+      started = true;
+      ex.status = 200;
+      Headers h;
+      h.Add("Content-Type", "text/event-stream");
+      h.Add("Cache-Control", "no-cache");
+      h.Add("Mcp-Session-Id", session_id);
+      h.Add("X-Request-Id", ex.request_id);
+      if (!(co_await w.Start(200, std::move(h))).ok()) {
+        failed = true;
+        co_return;
+      }
+    }
+    std::string out;
+    for (const auto& e : pending) out += fmt::format("event: message\ndata: {}\n\n", e);
+    pending.clear();
+    if (!(co_await w.Write(out)).ok()) failed = true;
+  }
+};
+
 // ----------------------------------------------------------------- Impl ----
 
 struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
@@ -628,7 +664,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
   // answer's header when given.
   Task<Answer> HttpPost(const ServerRt& s, net::HttpClient& client, const std::string& session_id,
                         const std::string& version, const json::object& msg, net::Cancellation* cancel,
-                        std::string* new_session) {
+                        std::string* new_session, Relay* relay = nullptr) {
     net::ClientRequest creq;
     creq.method = "POST";
     creq.target = s.endpoint.base_path.empty() ? "/" : s.endpoint.base_path;
@@ -675,10 +711,19 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
           std::error_code ec;
           json::value v = ParseJson(ev.data, ec);
           auto* o = v.if_object();
-          if (ec || o == nullptr || o->contains("method")) return;  // notifications and requests: not relayed
+          if (ec || o == nullptr) return;
+          if (o->contains("method")) {
+            // Notifications about this request go to the client when it
+            // streams; server requests (sampling...) are not relayed.
+            if (relay != nullptr && !o->contains("id") && Relay::Relays(Str(o->if_contains("method")))) {
+              relay->pending.push_back(ev.data);
+            }
+            return;
+          }
           if (const auto* id = o->if_contains("id"); id && *id == want) found = std::move(*o);
         });
         if (!st.ok()) co_return st;
+        if (relay != nullptr) co_await relay->Flush();
         if (found) break;
       }
       if (found) co_return std::move(*found);
@@ -764,7 +809,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
 
   // One request to a server on behalf of a client session.
   Task<Answer> Call(Session& sess, const ServerRt& s, net::HttpClient& client, net::Cancellation* cancel,
-                    std::string_view method, json::value params) {
+                    std::string_view method, json::value params, Relay* relay = nullptr) {
     // Unique ids: an upstream session may carry several requests at once,
     // and servers route answers (and cancellations) by id.
     json::object msg{{"jsonrpc", "2.0"}, {"id", next_rpc_id.fetch_add(1, std::memory_order_relaxed)}, {"method", method}};
@@ -786,7 +831,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
         id = up.id;
         version = up.version;
       }
-      auto answer = co_await HttpPost(s, client, id, version, msg, cancel, nullptr);
+      auto answer = co_await HttpPost(s, client, id, version, msg, cancel, nullptr, relay);
       if (answer.ok() || answer.status().code() != Code::kNotFound || attempt == 1) co_return answer;
       // The server forgot the session (it restarted): open a new one, once.
       std::lock_guard lock(sess.mu);
@@ -1095,6 +1140,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     net::HttpClient& client;
     net::Cancellation* cancel;
     std::string sep;
+    Relay* relay = nullptr;  // set when the client accepts an SSE answer
     bool federated() const { return sess.scope.empty(); }
     // The servers a request may reach: the session's one, or all.
     std::vector<std::shared_ptr<const ServerRt>> Reach() const {
@@ -1238,7 +1284,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     params["arguments"] = std::move(args);
     auto t0 = clock->Monotonic();
     json::value pv = std::move(params);
-    auto answer = co_await Call(c.sess, s, c.client, c.cancel, "tools/call", std::move(pv));
+    auto answer = co_await Call(c.sess, s, c.client, c.cancel, "tools/call", std::move(pv), c.relay);
     c.ex.upstream_latency += std::chrono::duration_cast<std::chrono::microseconds>(clock->Monotonic() - t0);
     ++c.ex.attempts;
     if (!answer.ok()) co_return UpstreamError(c.ex, s, answer.status());
@@ -1356,7 +1402,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       params["arguments"] = std::move(args);
     }
     json::value pv = std::move(params);
-    auto answer = co_await Call(c.sess, *server, c.client, c.cancel, method, std::move(pv));
+    auto answer = co_await Call(c.sess, *server, c.client, c.cancel, method, std::move(pv), c.relay);
     if (!answer.ok()) co_return UpstreamError(c.ex, *server, answer.status());
     c.ex.upstream_status = 200;
     if (const auto* err = answer->if_contains("error")) {
@@ -1812,12 +1858,15 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       co_return;
     }
     Ctx c{ex, *s, servers_now, client, &w.cancellation(), ex.config->mcp.separator};
+    Relay relay{ex, w, s->id};
+    if (ToLowerAscii(req.headers.Get("accept")).find("text/event-stream") != std::string::npos) c.relay = &relay;
     Outcome out = co_await Dispatch(c, method, params);
     if (ex.client_gone || w.cancellation().cancelled()) {
       ex.client_gone = true;
       co_return;
     }
     std::string outcome = "ok";
+    json::object answer;
     if (auto* e = std::get_if<RpcError>(&out)) {
       outcome = e->upstream                   ? "tool_error"
                 : e->code == kPermissionDenied ? "denied"
@@ -1827,11 +1876,17 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
                                                : "error";
       ex.mcp.error_code = e->code;
       ex.mcp.error = e->message;
-      json::object body = ReplyError(*id, *e);
-      co_await SendJson(ex, w, 200, body, nullptr);
+      answer = ReplyError(*id, *e);
     } else {
-      json::object body = Reply(*id, std::move(std::get<json::value>(out)));
-      co_await SendJson(ex, w, 200, body, nullptr);
+      answer = Reply(*id, std::move(std::get<json::value>(out)));
+    }
+    if (relay.started) {
+      // The stream is open: the answer is its last event.
+      relay.pending.push_back(json::serialize(answer));
+      co_await relay.Flush();
+      if (relay.failed || !(co_await w.Finish()).ok()) ex.client_gone = true;
+    } else {
+      co_await SendJson(ex, w, 200, answer, nullptr);
     }
     if (method == "tools/call" && hooks.metrics && !ex.mcp.server.empty()) {
       hooks.metrics->ObserveMcpCall(req.worker, ex.mcp.server, ex.mcp.tool, outcome);

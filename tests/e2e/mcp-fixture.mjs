@@ -2,7 +2,7 @@
 // over Streamable HTTP (startHttpMcpServer, in the test process) or over
 // stdio (`node mcp-fixture.mjs stdio`, spawned by aigis).
 //
-// Tools: echo, add, delete_db, fetch_doc (returns a document the test
+// Tools: echo, add, delete_db, count (reports progress), fetch_doc (returns a document the test
 // chose, e.g. one carrying an injection), remember (records its arguments
 // where the test can read them: what the server saw), sleep; with
 // POISON=1 also `helper`, whose description hides an instruction.
@@ -48,6 +48,19 @@ export function buildServer(state) {
     state.received.push(note);
     if (state.receivedFile) fs.appendFileSync(state.receivedFile, `${JSON.stringify(note)}\n`);
     return text(`stored: ${note}`);
+  });
+  tools.count = server.registerTool('count', {
+    description: 'Counts to n, reporting progress.',
+    inputSchema: { n: z.number() },
+  }, async ({ n }, extra) => {
+    const token = extra._meta?.progressToken;
+    for (let i = 1; i <= n; i++) {
+      if (token !== undefined) {
+        await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: n } });
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return text(`counted ${n}`);
   });
   tools.sleep = server.registerTool('sleep', {
     description: 'Waits, then answers.',

@@ -38,6 +38,7 @@ const GRANTS = `authz:
     - tool:files/remember#can_call@agent:${E2E_AGENT}
     - tool:files/fetch_doc#can_call@agent:${E2E_AGENT}
     - tool:files/sleep#can_call@agent:${E2E_AGENT}
+    - tool:files/count#can_call@agent:${E2E_AGENT}
     - tool:local/*#can_call@agent:${E2E_AGENT}
     - mcp_resource:files/*#can_read@agent:${E2E_AGENT}
     - mcp_prompt:files/*#can_get@agent:${E2E_AGENT}
@@ -86,7 +87,7 @@ describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
     const { client } = await connect(gw, '/mcp/files');
     assert.equal(client.getServerVersion().name, 'aigis/files');
     const list = await client.listTools();
-    assert.deepEqual(names(list), ['add', 'echo', 'fetch_doc', 'remember', 'sleep']);
+    assert.deepEqual(names(list), ['add', 'count', 'echo', 'fetch_doc', 'remember', 'sleep']);
     assert.ok(!names(list).includes('delete_db'));
     assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'hi' } })), 'echo: hi');
     assert.equal(textOf(await client.callTool({ name: 'add', arguments: { a: 2, b: 3 } })), '5');
@@ -119,10 +120,35 @@ describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
     }
   });
 
+  test('progress notifications of a call reach the client: the answer becomes an SSE stream', async () => {
+    const { client } = await connect(gw, '/mcp/files');
+    const progress = [];
+    const r = await client.callTool({ name: 'count', arguments: { n: 3 } }, undefined, {
+      onprogress: (p) => progress.push([p.progress, p.total]),
+    });
+    assert.equal(textOf(r), 'counted 3');
+    assert.deepEqual(progress, [[1, 3], [2, 3], [3, 3]]);
+    await client.close();
+    // A client that accepts only JSON gets the answer alone.
+    const init = await fetch(`${gw.proxyUrl}/mcp/files`, {
+      method: 'POST',
+      headers: { ...gw.auth(), 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    });
+    const sid = init.headers.get('mcp-session-id');
+    const call = await fetch(`${gw.proxyUrl}/mcp/files`, {
+      method: 'POST',
+      headers: { ...gw.auth(), 'content-type': 'application/json', accept: 'application/json', 'mcp-session-id': sid },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'count', arguments: { n: 2 }, _meta: { progressToken: 'p1' } } }),
+    });
+    assert.match(call.headers.get('content-type'), /application\/json/);
+    assert.equal((await call.json()).result.content[0].text, 'counted 2');
+  });
+
   test('one server over stdio, spawned by aigis', async () => {
     const { client } = await connect(gw, '/mcp/local');
     const list = await client.listTools();
-    assert.deepEqual(names(list), ['add', 'delete_db', 'echo', 'fetch_doc', 'grow', 'remember', 'sleep']);
+    assert.deepEqual(names(list), ['add', 'count', 'delete_db', 'echo', 'fetch_doc', 'grow', 'remember', 'sleep']);
     assert.equal(textOf(await client.callTool({ name: 'add', arguments: { a: 20, b: 22 } })), '42');
     // Resources of local: no grant, so none listed and none readable.
     assert.deepEqual((await client.listResources()).resources, []);
@@ -216,7 +242,7 @@ describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
       cursor = page.nextCursor;
       if (!cursor) break;
     }
-    assert.deepEqual(all.sort(), ['add', 'echo', 'fetch_doc', 'remember', 'sleep']);
+    assert.deepEqual(all.sort(), ['add', 'count', 'echo', 'fetch_doc', 'remember', 'sleep']);
     const bad = await rpcError(client.listTools({ cursor: 'not-a-cursor' }));
     assert.equal(bad.code, -32602);
     await client.close();
