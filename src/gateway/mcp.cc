@@ -1725,6 +1725,73 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     }
   }
 
+  // A JSON-RPC batch: allowed by protocol version 2025-03-26 (and not
+  // after it), inside a session (initialize cannot be batched). Requests run
+  // one after the other; the answers come back as one JSON array (202 when
+  // the batch held only notifications and responses).
+  Task<void> Batch(Exchange& ex, net::Request& req, net::ResponseWriter& w, net::HttpClient& client,
+                   const Servers& servers_now, const std::string& scope, json::array& batch) {
+    const json::value null_id;
+    ex.mcp.method = "batch";
+    auto s = FindSession(ex, req.headers.Get("mcp-session-id"));
+    if (s && s->scope != scope) s.reset();
+    if (!s) {
+      int status = req.headers.Get("mcp-session-id").empty() ? 400 : 404;
+      RpcError e = Err(kInvalidRequest, "session_not_found", "a batch needs the Mcp-Session-Id of a live session");
+      co_await SendError(ex, w, status, null_id, e, nullptr);
+      co_return;
+    }
+    ex.mcp.session = crypto::HexEncode(crypto::Sha256(s->id)).substr(0, 16);
+    if (s->version > "2025-03-26" || batch.empty() || batch.size() > 100) {
+      RpcError e = Err(kInvalidRequest, "batch_not_supported",
+                       batch.empty() || batch.size() > 100
+                           ? "Invalid Request: a batch holds 1 to 100 messages"
+                           : fmt::format("JSON-RPC batches were removed after protocol version 2025-03-26 (this "
+                                         "session speaks {}): send one message per POST", s->version));
+      co_await SendError(ex, w, 400, null_id, e, nullptr);
+      co_return;
+    }
+    Ctx c{ex, *s, servers_now, client, &w.cancellation(), ex.config->mcp.separator};
+    json::array answers;
+    std::vector<std::string> methods;
+    for (auto& item : batch) {
+      auto* m = item.if_object();
+      const json::value* id = m ? m->if_contains("id") : nullptr;
+      std::string method = m ? Str(m->if_contains("method")) : "";
+      if (m == nullptr || Str(m->if_contains("jsonrpc")) != "2.0" ||
+          (id != nullptr && !id->is_string() && !id->is_int64() && !id->is_uint64()) || method == "initialize") {
+        RpcError e = Err(kInvalidRequest, "invalid_request", "Invalid Request: not a JSON-RPC 2.0 message that may be batched");
+        answers.push_back(ReplyError(id && (id->is_string() || id->is_int64() || id->is_uint64()) ? *id : null_id, e));
+        continue;
+      }
+      if (id == nullptr || method.empty()) continue;  // notifications and responses
+      methods.push_back(method);
+      json::value* p = m->if_contains("params");
+      if (p != nullptr && !p->is_object()) {
+        answers.push_back(ReplyError(*id, Err(kInvalidParams, "invalid_params", "Invalid params: params must be an object")));
+        continue;
+      }
+      json::object* params = p ? &p->get_object() : nullptr;
+      Outcome out = co_await Dispatch(c, method, params);
+      if (auto* e = std::get_if<RpcError>(&out)) answers.push_back(ReplyError(*id, *e));
+      else answers.push_back(Reply(*id, std::move(std::get<json::value>(out))));
+      if (w.cancellation().cancelled()) {
+        ex.client_gone = true;
+        co_return;
+      }
+    }
+    ex.mcp.method = fmt::format("batch:{}", fmt::join(methods, ","));
+    ex.status = answers.empty() ? 202 : 200;
+    net::Response r;
+    r.status = ex.status;
+    r.headers.Add("X-Request-Id", ex.request_id);
+    if (!answers.empty()) {
+      r.headers.Add("Content-Type", "application/json");
+      r.body = json::serialize(answers);
+    }
+    if (!(co_await w.Send(std::move(r))).ok()) ex.client_gone = true;
+  }
+
   Task<void> Post(Exchange& ex, net::Request& req, net::ResponseWriter& w, net::HttpClient& client,
                   const Servers& servers_now, const std::string& scope) {
     const json::value null_id;
@@ -1749,9 +1816,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       co_return;
     }
     if (v.is_array()) {
-      RpcError e = Err(kInvalidRequest, "batch_not_supported",
-                             "JSON-RPC batches are not supported: send one message per POST");
-      co_await SendError(ex, w, 400, null_id, e, nullptr);
+      co_await Batch(ex, req, w, client, servers_now, scope, v.get_array());
       co_return;
     }
     auto* msg = v.if_object();

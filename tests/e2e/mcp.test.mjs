@@ -346,6 +346,27 @@ describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
     assert.equal((await r.json()).result.protocolVersion, '2024-11-05');
     r = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2099-01-01' } }));
     assert.equal((await r.json()).result.protocolVersion, '2025-11-25', 'an unknown version gets the latest');
+    // Batches: in protocol version 2025-03-26 sessions only.
+    const open = async (version) => (await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: version } }))).headers.get('mcp-session-id');
+    const old = await open('2025-03-26');
+    r = await post(JSON.stringify([
+      { jsonrpc: '2.0', id: 'a', method: 'tools/list' },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { jsonrpc: '2.0', id: 'b', method: 'tools/call', params: { name: 'add', arguments: { a: 4, b: 5 } } },
+      { jsonrpc: '2.0', id: 'c', method: 'nope' },
+    ]), { 'mcp-session-id': old });
+    assert.equal(r.status, 200);
+    const answers = await r.json();
+    assert.deepEqual(answers.map((a) => a.id), ['a', 'b', 'c']);
+    assert.ok(answers[0].result.tools.some((t) => t.name === 'add'));
+    assert.equal(answers[1].result.content[0].text, '9');
+    assert.equal(answers[2].error.code, -32601);
+    r = await post(JSON.stringify([{ jsonrpc: '2.0', method: 'notifications/initialized' }]), { 'mcp-session-id': old });
+    assert.equal(r.status, 202);
+    const current = await open('2025-06-18');
+    r = await post(JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'ping' }]), { 'mcp-session-id': current });
+    assert.equal(r.status, 400);
+    assert.match((await r.json()).error.message, /removed after protocol version 2025-03-26/);
     r = await fetch(`${gw.proxyUrl}/mcp/nope`, { method: 'POST', headers: { ...gw.auth(), 'content-type': 'application/json' }, body: '{}' });
     assert.equal(r.status, 404);
     r = await fetch(`${gw.proxyUrl}/mcp/files`, { method: 'PUT', headers: gw.auth() });
