@@ -17,7 +17,9 @@
 # BENCH_LAT_ROUNDS=3, BENCH_CONNECTIONS=16, BENCH_OUT, BENCH_KEEP=0,
 # BENCH_PROFILE=0 (1: perf profile of aigis during an extra throughput run, top
 # symbols into $WORK/perf.txt and printed),
-# BENCH_PIN=1 (0: no taskset), AIGIS_BIN=build/aigis,
+# BENCH_PIN=1 (0: no taskset), BENCH_AUDIT=true, BENCH_ACCESS_LOG=file (or off),
+# BENCH_PROFILE_CONNECTIONS (default BENCH_CONNECTIONS), BENCH_NOTES_FILE,
+# AIGIS_BIN=build/aigis,
 # FAKE_BIN=build/bench/mcp/aigis_fake_mcp_server.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,6 +33,7 @@ BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-16}
 BENCH_OUT=${BENCH_OUT:-$ROOT/bench/results/mcp.md}
 BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_PROFILE=${BENCH_PROFILE:-0}
+BENCH_NOTES_FILE=${BENCH_NOTES_FILE:-}     # markdown appended to the report
 BENCH_AUDIT=${BENCH_AUDIT:-true}           # false: without the audit log (to see its share)
 BENCH_ACCESS_LOG=${BENCH_ACCESS_LOG:-file}  # file | off
 GOAL_ADDED_P50=100  # µs, with authz and screening on
@@ -175,11 +178,11 @@ met=$([[ $added50 -le $GOAL_ADDED_P50 ]] && echo yes || echo "**no**")
 records=$(grep -c '"mcp_method":"tools/call"' "$WORK/access.log" || true)
 
 if (( BENCH_PROFILE )); then
-  log "profiling aigis (perf, 4 s at -c$BENCH_CONNECTIONS)"
+  log "profiling aigis (perf, 4 s at -c${BENCH_PROFILE_CONNECTIONS:-$BENCH_CONNECTIONS})"
   perf record -q -g -F 1999 -p "$AIGIS_PID" -o "$WORK/perf.data" -- sleep 5 >/dev/null 2>&1 &
   perf_pid=$!
   sleep 0.5
-  run_wrk aigis "$BENCH_CONNECTIONS" 4 >/dev/null
+  run_wrk aigis "${BENCH_PROFILE_CONNECTIONS:-$BENCH_CONNECTIONS}" 4 >/dev/null
   wait "$perf_pid" || true
   perf report -i "$WORK/perf.data" --no-children --percent-limit 0.7 --stdio 2>/dev/null | grep -v '^$' | head -120 >"$WORK/perf.txt" || true
   cat "$WORK/perf.txt" >&2
@@ -189,7 +192,7 @@ mkdir -p "$(dirname "$BENCH_OUT")"
 cat >"$BENCH_OUT" <<MD
 # MCP gateway benchmark (bench/mcp/run.sh)
 
-$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, aigis $("$AIGIS_BIN" version 2>/dev/null | head -1).
+$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $("$AIGIS_BIN" version 2>/dev/null | head -1).
 One tools/call (\`echo\`, 24-byte argument) per request, over one keep-alive
 connection per wrk connection. Through aigis: API key authentication, an
 authorization Check (\`tool:bench/echo\` with the server-wide parent tuple),
@@ -211,4 +214,5 @@ Audit log: $BENCH_AUDIT; access log: $BENCH_ACCESS_LOG.
 Goal: ≤ $GOAL_ADDED_P50 µs added at p50 (aigis − direct) with authz and screening on — met: $met.
 Calls recorded in the access log during the run: $records.
 MD
+if [[ -n $BENCH_NOTES_FILE ]]; then printf '\n' >>"$BENCH_OUT"; cat "$BENCH_NOTES_FILE" >>"$BENCH_OUT"; fi
 cat "$BENCH_OUT"

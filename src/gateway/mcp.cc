@@ -593,7 +593,8 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
   // Pin statuses per tenant and server, as last observed in the store.
   struct PinCache {
     std::vector<std::pair<std::string, std::string>> listing;  // name, fingerprint
-    std::vector<registry::ToolStatus> statuses;
+    std::weak_ptr<const Catalog> catalog;                      // the one it was last matched with
+    std::shared_ptr<const std::vector<registry::ToolStatus>> statuses;  // first_seen cleared
     MonoTime at{};
     uint64_t generation = 0;
   };
@@ -874,8 +875,10 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
   // The server's tools with the caller's pin states and poisoning verdicts;
   // the list is re-read from the server when `refresh`, when older than
   // catalog_ttl, or after list_changed.
+  // `only`: the one tool the caller needs (others are not built, but their
+  // alerts are still raised).
   Task<Result<Tools>> ToolsFor(Exchange& ex, Session& sess, const ServerRt& s, net::HttpClient& client,
-                               net::Cancellation* cancel, bool refresh) {
+                               net::Cancellation* cancel, bool refresh, std::string_view only = {}) {
     milliseconds ttl = ex.config->mcp.catalog_ttl;
     std::shared_ptr<const Catalog> cat;
     if (!refresh) {
@@ -901,18 +904,19 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     }
     // Per tenant (pins) and per caller (the guard policy): never cached with
     // the list, which other tenants share.
-    auto statuses = co_await Pins(ex, s, *cat);
+    auto statuses = co_await Pins(ex, s, cat);
     if (!statuses.ok()) co_return statuses.status();
     auto rules = hooks.rules ? hooks.rules() : nullptr;
     bool screen = ex.config->guard.enabled;
     if (screen && rules == nullptr) co_return Status(Code::kFailedPrecondition, std::string(kGuardUnavailable));
     Tools out{cat, {}};
     for (size_t i = 0; i < cat->listing.size(); ++i) {
+      const registry::ToolStatus& st = (**statuses)[i];
+      if (!only.empty() && cat->listing[i].first != only && !st.first_seen) continue;
       ToolEntry e;
       e.def = &cat->listed[i].get_object();
       e.name = cat->listing[i].first;
       e.fingerprint = cat->listing[i].second;
-      const registry::ToolStatus& st = (*statuses)[i];
       e.state = st.state;
       if (st.first_seen && e.state == registry::ToolState::kQuarantined) {
         json::array changes;
@@ -978,18 +982,24 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
 
   // The pin statuses of a listing, from the store (on the blocking pool)
   // unless the same listing was observed in the last seconds.
-  Task<Result<std::vector<registry::ToolStatus>>> Pins(Exchange& ex, const ServerRt& s, const Catalog& cat) {
+  using Statuses = std::shared_ptr<const std::vector<registry::ToolStatus>>;
+  Task<Result<Statuses>> Pins(Exchange& ex, const ServerRt& s, const std::shared_ptr<const Catalog>& catalog) {
+    const Catalog& cat = *catalog;
     const auto& listing = cat.listing;
     std::string key = ex.tenant + '\0' + s.cfg.name;
     uint64_t gen = hooks.pins->generation();
     {
       std::lock_guard lock(pins_mu);
       auto it = pin_cache.find(key);
-      if (it != pin_cache.end() && it->second.listing == listing && it->second.generation == gen &&
+      if (it != pin_cache.end() && it->second.generation == gen &&
           clock->Monotonic() - it->second.at < std::chrono::seconds(5)) {
-        auto out = it->second.statuses;
-        for (auto& st : out) st.first_seen = false;
-        co_return out;
+        // The same catalog object (no compare), or an equal listing.
+        const auto& seen = it->second.catalog;
+        bool same = !seen.owner_before(catalog) && !catalog.owner_before(seen) && !seen.expired();
+        if (same || it->second.listing == listing) {
+          if (!same) it->second.catalog = catalog;
+          co_return it->second.statuses;
+        }
       }
     }
     Result<std::vector<registry::ToolStatus>> out = Status(Code::kInternal, "not run");
@@ -1000,9 +1010,13 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     std::function<void()> job = [&] { out = pins->Observe(tenant, server, text, policy); };
     co_await hooks.blocking(std::move(job));
     if (!out.ok()) co_return Status(Code::kUnavailable, "tool registry: " + out.status().message());
-    std::lock_guard lock(pins_mu);
-    pin_cache[key] = PinCache{listing, *out, clock->Monotonic(), gen};
-    co_return out;
+    auto cached = std::make_shared<std::vector<registry::ToolStatus>>(*out);
+    for (auto& st : *cached) st.first_seen = false;  // alerts are raised once, by this caller
+    {
+      std::lock_guard lock(pins_mu);
+      pin_cache[key] = PinCache{listing, catalog, cached, clock->Monotonic(), gen};
+    }
+    co_return Statuses(std::make_shared<const std::vector<registry::ToolStatus>>(std::move(out).value()));
   }
 
   // -------------------------------------------------------------- authz --
@@ -1247,7 +1261,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     c.ex.mcp.tool = tool;
     c.ex.upstream = s.cfg.name;
     if (auto denied = CheckItem(c.ex, "tool", "can_call", s.cfg.name, tool)) co_return *denied;
-    auto tools = co_await ToolsFor(c.ex, c.sess, s, c.client, c.cancel, /*refresh=*/false);
+    auto tools = co_await ToolsFor(c.ex, c.sess, s, c.client, c.cancel, /*refresh=*/false, tool);
     if (!tools.ok() && tools.status().message() == kGuardUnavailable) co_return GuardUnavailable(c.ex);
     if (!tools.ok()) co_return UpstreamError(c.ex, s, tools.status());
     const ToolEntry* entry = nullptr;

@@ -69,6 +69,15 @@ function records(gw) {
   return readAuditRecords(path.join(gw.dir, 'data', 'audit'));
 }
 
+// The audit records that match, once there are at least `n` of them: in
+// async mode a record reaches the disk a few milliseconds after the answer
+// (audit.async_linger).
+async function recordsWhere(gw, pred, n = 1) {
+  let found = [];
+  await waitFor(() => (found = records(gw).filter(pred)).length >= n, { timeoutMs: 5000 });
+  return found;
+}
+
 describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
   let files, gw;
   before(async () => {
@@ -96,7 +105,7 @@ describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
     assert.equal(e.code, -32001, String(e));
     assert.match(e.message, /agent:e2e-agent may not can_call tool:files\/delete_db \(decision [\w.-]+\.authz\.\d+\)/);
     await client.close();
-    const denied = records(gw).find((r) => r.kind === 'exchange' && r.mcp?.tool === 'delete_db');
+    const [denied] = await recordsWhere(gw, (r) => r.kind === 'exchange' && r.mcp?.tool === 'delete_db');
     assert.ok(denied, 'the denied call is recorded');
     assert.equal(denied.decision, 'deny');
     assert.equal(denied.mcp.method, 'tools/call');
@@ -396,7 +405,7 @@ describe('MCP gateway: tool pinning (rug pull)', () => {
     const listed = await tools();
     const echo = listed.find((t) => t.tool === 'echo');
     assert.equal(echo.state, 'pending');
-    assert.ok(records(gw).some((r) => r.kind === 'alert' && r.action === 'mcp_tool_pending' && JSON.parse(r.detail).tool === 'echo'));
+    await recordsWhere(gw, (r) => r.kind === 'alert' && r.action === 'mcp_tool_pending' && JSON.parse(r.detail).tool === 'echo');
 
     assert.equal((await approve('echo', 'f'.repeat(64))).status, 409, 'only the version listed can be approved');
     assert.equal((await approve('echo', undefined)).status, 400);
@@ -412,7 +421,7 @@ describe('MCP gateway: tool pinning (rug pull)', () => {
     const quarantined = await rpcError(client.callTool({ name: 'echo', arguments: { text: 'after' } }));
     assert.equal(quarantined.code, -32003);
     assert.match(quarantined.message, /quarantined/);
-    const alert = records(gw).find((r) => r.kind === 'alert' && r.action === 'mcp_tool_changed');
+    const [alert] = await recordsWhere(gw, (r) => r.kind === 'alert' && r.action === 'mcp_tool_changed');
     assert.ok(alert, 'an alert is recorded');
     const detail = JSON.parse(alert.detail);
     assert.equal(detail.tool, 'echo');
@@ -457,7 +466,7 @@ describe('MCP gateway: screening', () => {
     const e = await rpcError(client.callTool({ name: 'helper', arguments: { note: 'x' } }));
     assert.equal(e.code, -32002);
     assert.match(e.message, /TP-/);
-    const alert = records(gw).find((r) => r.kind === 'alert' && r.action === 'mcp_tool_poisoned');
+    const [alert] = await recordsWhere(gw, (r) => r.kind === 'alert' && r.action === 'mcp_tool_poisoned');
     assert.ok(alert);
     assert.equal(JSON.parse(alert.detail).tool, 'helper');
     await client.close();
@@ -471,7 +480,7 @@ describe('MCP gateway: screening', () => {
     const r = await client.callTool({ name: 'fetch_doc', arguments: { id: 'key' } });
     assert.equal(textOf(r), 'The deploy token is [GITHUB_TOKEN_1].');
     await client.close();
-    const rec = records(gw).find((x) => x.kind === 'exchange' && x.mcp?.tool === 'fetch_doc' && x.decision === 'deny');
+    const [rec] = await recordsWhere(gw, (x) => x.kind === 'exchange' && x.mcp?.tool === 'fetch_doc' && x.decision === 'deny');
     const screen = rec.stages.find((s) => s.stage === 'screen_response');
     assert.equal(screen.outcome, 'deny');
     assert.ok(screen.rules.includes('PI-IGNORE-PREVIOUS'), screen.rules);
@@ -487,7 +496,7 @@ describe('MCP gateway: screening', () => {
       assert.ok(!JSON.stringify(got).includes(GITHUB_TOKEN));
       await client.close();
     }
-    const rec = records(gw).filter((x) => x.kind === 'exchange' && x.mcp?.tool === 'remember');
+    const rec = await recordsWhere(gw, (x) => x.kind === 'exchange' && x.mcp?.tool === 'remember', 2);
     assert.equal(rec.length, 2);
     for (const x of rec) {
       const s = x.stages.find((st) => st.stage === 'screen_request');
