@@ -1,8 +1,14 @@
--- wrk script for bench/mcp/run.sh: the same tools/call for every request
+-- wrk script for bench/mcp/run.sh: a tools/call of echo for every request
 -- (MCP_SESSION: the Mcp-Session-Id, MCP_AUTH: the bearer, both optional),
 -- and a machine-readable summary line (latencies in µs).
 wrk.method = "POST"
-wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello from the benchmark"}}}'
+-- Every call's text differs (a counter), as real arguments do: nothing on
+-- the way may answer from a cache.
+local n = 0
+local function body()
+  n = n + 1
+  return '{"jsonrpc":"2.0","id":' .. n .. ',"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello from the benchmark, call ' .. n .. '"}}}'
+end
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
@@ -10,6 +16,10 @@ local session = os.getenv("MCP_SESSION")
 if session and session ~= "" then wrk.headers["Mcp-Session-Id"] = session end
 local auth = os.getenv("MCP_AUTH")
 if auth and auth ~= "" then wrk.headers["Authorization"] = "Bearer " .. auth end
+
+function request()
+  return wrk.format(nil, nil, nil, body())
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

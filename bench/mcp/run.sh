@@ -17,7 +17,7 @@
 # BENCH_LAT_ROUNDS=3, BENCH_CONNECTIONS=16, BENCH_OUT, BENCH_KEEP=0,
 # BENCH_PROFILE=0 (1: perf profile of aigis during an extra throughput run, top
 # symbols into $WORK/perf.txt and printed),
-# BENCH_PIN=1 (0: no taskset), BENCH_AUDIT=true, BENCH_ACCESS_LOG=file (or off),
+# BENCH_PIN=1 (0: no taskset), BENCH_AUDIT=true, BENCH_ACCESS_LOG=file (or off), BENCH_GUARD=true,
 # BENCH_PROFILE_CONNECTIONS (default BENCH_CONNECTIONS), BENCH_NOTES_FILE,
 # AIGIS_BIN=build/aigis,
 # FAKE_BIN=build/bench/mcp/aigis_fake_mcp_server.
@@ -36,6 +36,7 @@ BENCH_PROFILE=${BENCH_PROFILE:-0}
 BENCH_NOTES_FILE=${BENCH_NOTES_FILE:-}     # markdown appended to the report
 BENCH_AUDIT=${BENCH_AUDIT:-true}           # false: without the audit log (to see its share)
 BENCH_ACCESS_LOG=${BENCH_ACCESS_LOG:-file}  # file | off
+BENCH_GUARD=${BENCH_GUARD:-true}           # false: without the guard (to see its share)
 GOAL_ADDED_P50=100  # µs, with authz and screening on
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -109,7 +110,7 @@ authz:
   enabled: true
   seed_tuples: ["tool:bench/*#can_call@agent:bench-agent"]
 guard:
-  enabled: true
+  enabled: $BENCH_GUARD
 mcp:
   servers:
     - name: bench
@@ -193,7 +194,7 @@ cat >"$BENCH_OUT" <<MD
 # MCP gateway benchmark (bench/mcp/run.sh)
 
 $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $("$AIGIS_BIN" version 2>/dev/null | head -1).
-One tools/call (\`echo\`, 24-byte argument) per request, over one keep-alive
+One tools/call (\`echo\`, a ~35-byte argument that differs in every call) per request, over one keep-alive
 connection per wrk connection. Through aigis: API key authentication, an
 authorization Check (\`tool:bench/echo\` with the server-wide parent tuple),
 the pin state, the guard rules on the arguments and on the result, an audit
@@ -209,7 +210,7 @@ thread on core 0; the upstream and wrk share core 1.
 
 A proxy hop alone (nginx) adds $hop50 µs at p50 here ($hop99 at p99): on these
 VMs every cross-core wake-up is expensive (see bench/results/proxy.md).
-Audit log: $BENCH_AUDIT; access log: $BENCH_ACCESS_LOG.
+Audit log: $BENCH_AUDIT; access log: $BENCH_ACCESS_LOG; guard: $BENCH_GUARD.
 
 Goal: ≤ $GOAL_ADDED_P50 µs added at p50 (aigis − direct) with authz and screening on — met: $met.
 Calls recorded in the access log during the run: $records.

@@ -127,11 +127,16 @@ class RuleSet {
   // returns "file:line: rule id: example N should (not) match: ..." errors.
   std::vector<std::string> CheckExamples() const;
 
+  // Unique to this RuleSet in this process (never reused, unlike an
+  // address): what caches of scan results are keyed by.
+  uint64_t serial() const { return serial_; }
+
   struct Impl;
   explicit RuleSet(std::unique_ptr<Impl> impl);  // see LoadRules
 
  private:
   std::unique_ptr<Impl> impl_;
+  uint64_t serial_;
 };
 
 // ------------------------------------------------------------ Verdicts ----

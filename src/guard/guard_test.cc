@@ -400,6 +400,51 @@ TEST(Eval, CountsPerCategory) {
 namespace aigis::guard {
 namespace {
 
+// ScanJson remembers short strings that scanned clean (per thread and rule
+// set): a finding is never remembered, and other rules scan afresh.
+TEST(ScanJson, CleanStringsAreRememberedPerRuleSetOnly) {
+  constexpr std::string_view kOne = R"(pack: one
+rules:
+  - id: ONE-Z
+    name: z
+    category: test
+    patterns: ['zqzq']
+    applies_to: [tool_args]
+    action: block
+    message: z
+    examples: {match: ['zqzq'], no_match: ['zq']}
+)";
+  constexpr std::string_view kTwo = R"(pack: two
+rules:
+  - id: TWO-A
+    name: a
+    category: test
+    patterns: ['abab']
+    applies_to: [tool_args]
+    action: block
+    message: a
+    examples: {match: ['abab'], no_match: ['ab']}
+)";
+  auto one = LoadRulesFromString(kOne, "one.yaml");
+  auto two = LoadRulesFromString(kTwo, "two.yaml");
+  ASSERT_TRUE(one.rules && two.rules);
+  EXPECT_NE(one.rules->serial(), two.rules->serial());
+  for (int i = 0; i < 3; ++i) {
+    auto fs = ScanJson(*one.rules, R"({"abab":"zqzq","k":"abab"})", Where::kToolArgs);
+    ASSERT_TRUE(fs.ok());
+    ASSERT_EQ(fs->size(), 1u) << i;
+    EXPECT_EQ((*fs)[0].rule->id, "ONE-Z");
+  }
+  // "abab" scanned clean under rule set one, as a name and as a value; rule
+  // set two flags both.
+  auto fs = ScanJson(*two.rules, R"({"abab":"zqzq","k":"abab"})", Where::kToolArgs);
+  ASSERT_TRUE(fs.ok());
+  ASSERT_EQ(fs->size(), 2u);
+  EXPECT_TRUE((*fs)[0].in_key);
+  EXPECT_EQ((*fs)[1].pointer, "/k");
+  EXPECT_FALSE((*fs)[1].in_key);
+}
+
 TEST(ScanJson, FindingsCarryTheFieldsPointer) {
   auto r = LoadRulesFromString(kPack, "t.yaml");
   ASSERT_TRUE(r.rules) << r.errors[0];

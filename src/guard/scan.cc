@@ -545,7 +545,10 @@ LoadResult Compile(std::vector<Rule> rules, const LoadOptions& options) {
 
 }  // namespace internal
 
-RuleSet::RuleSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RuleSet::RuleSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  static std::atomic<uint64_t> next{1};
+  serial_ = next.fetch_add(1, std::memory_order_relaxed);
+}
 RuleSet::~RuleSet() = default;
 
 const std::vector<Rule>& RuleSet::rules() const { return impl_->rules; }
