@@ -1522,6 +1522,16 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     return it->second;
   }
 
+  // The live session the request names, on this endpoint (null: none);
+  // notes it (as a hash: the id is a bearer secret) on the exchange.
+  std::shared_ptr<Session> SessionFor(Exchange& ex, const net::Request& req, const std::string& scope) {
+    auto s = FindSession(ex, req.headers.Get("mcp-session-id"));
+    if (s && s->scope != scope) s.reset();
+    if (s) ex.mcp.session = SessionTag(*s);
+    return s;
+  }
+  static std::string SessionTag(const Session& s) { return crypto::HexEncode(crypto::Sha256(s.id)).substr(0, 16); }
+
   static void Close(Session& s) {
     std::shared_ptr<asio::steady_timer> wake;
     {
@@ -1665,14 +1675,12 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
         co_await SendError(ex, w, 400, null_id, e, nullptr);
         co_return;
       }
-      auto s = FindSession(ex, req.headers.Get("mcp-session-id"));
-      if (s && s->scope != scope) s.reset();
+      auto s = SessionFor(ex, req, scope);
       if (!s) {
         RpcError e = Err(kInvalidRequest, "session_not_found", "no such session");
         co_await SendError(ex, w, 404, null_id, e, nullptr);
         co_return;
       }
-      ex.mcp.session = crypto::HexEncode(crypto::Sha256(s->id)).substr(0, 16);
       {
         std::lock_guard lock(sessions_mu);
         sessions.erase(s->id);
@@ -1690,20 +1698,17 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       ex.mcp.method = "session/stream";
       std::string accept = ToLowerAscii(req.headers.Get("accept"));
       if (accept.find("text/event-stream") == std::string::npos) {
-        Headers h;
         RpcError e = Err(kInvalidRequest, "not_acceptable", "GET opens an event stream: send Accept: text/event-stream");
         co_await SendError(ex, w, 406, null_id, e, nullptr);
         co_return;
       }
-      auto s = FindSession(ex, req.headers.Get("mcp-session-id"));
-      if (s && s->scope != scope) s.reset();
+      auto s = SessionFor(ex, req, scope);
       if (!s) {
         RpcError e = Err(kInvalidRequest, "session_not_found", "GET needs the Mcp-Session-Id of a live session");
-      int status = req.headers.Get("mcp-session-id").empty() ? 400 : 404;
+        int status = req.headers.Get("mcp-session-id").empty() ? 400 : 404;
         co_await SendError(ex, w, status, null_id, e, nullptr);
         co_return;
       }
-      ex.mcp.session = crypto::HexEncode(crypto::Sha256(s->id)).substr(0, 16);
       co_await Stream(ex, *s, req, w);
       co_return;
     }
@@ -1747,15 +1752,13 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
                    const Servers& servers_now, const std::string& scope, json::array& batch) {
     const json::value null_id;
     ex.mcp.method = "batch";
-    auto s = FindSession(ex, req.headers.Get("mcp-session-id"));
-    if (s && s->scope != scope) s.reset();
+    auto s = SessionFor(ex, req, scope);
     if (!s) {
       int status = req.headers.Get("mcp-session-id").empty() ? 400 : 404;
       RpcError e = Err(kInvalidRequest, "session_not_found", "a batch needs the Mcp-Session-Id of a live session");
       co_await SendError(ex, w, status, null_id, e, nullptr);
       co_return;
     }
-    ex.mcp.session = crypto::HexEncode(crypto::Sha256(s->id)).substr(0, 16);
     if (s->version > "2025-03-26" || batch.empty() || batch.size() > 100) {
       RpcError e = Err(kInvalidRequest, "batch_not_supported",
                        batch.empty() || batch.size() > 100
@@ -1887,7 +1890,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
         co_await SendError(ex, w, 503, rid, e, nullptr);
         co_return;
       }
-      ex.mcp.session = crypto::HexEncode(crypto::Sha256(s->id)).substr(0, 16);
+      ex.mcp.session = SessionTag(*s);
       json::object caps{{"tools", {{"listChanged", true}}},
                         {"resources", {{"listChanged", true}, {"subscribe", !scope.empty()}}},
                         {"prompts", {{"listChanged", true}}},
@@ -1913,13 +1916,12 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       co_await SendError(ex, w, 400, rid, e, nullptr);
       co_return;
     }
-    auto s = FindSession(ex, sid);
-    if (!s || s->scope != scope) {
+    auto s = SessionFor(ex, req, scope);
+    if (!s) {
       RpcError e = Err(kInvalidRequest, "session_not_found", "Session not found: it ended or expired; initialize again");
       co_await SendError(ex, w, 404, rid, e, nullptr);
       co_return;
     }
-    ex.mcp.session = crypto::HexEncode(crypto::Sha256(s->id)).substr(0, 16);
     if (id && method.empty() && !msg->contains("result") && !msg->contains("error")) {
       RpcError e = Err(kInvalidRequest, "invalid_request", "Invalid Request: a message with an id needs a method, a result or an error");
       co_await SendError(ex, w, 400, rid, e, nullptr);
