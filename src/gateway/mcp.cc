@@ -1530,6 +1530,22 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     if (s) ex.mcp.session = SessionTag(*s);
     return s;
   }
+  // SessionFor, or the error answered (400 without a session id, 404 for
+  // one that is unknown, ended, another principal's or another endpoint's).
+  Task<std::shared_ptr<Session>> RequireSession(Exchange& ex, const net::Request& req, net::ResponseWriter& w,
+                                                const std::string& scope, const json::value& id) {
+    if (req.headers.Get("mcp-session-id").empty()) {
+      RpcError e = Err(kInvalidRequest, "session_required", "Bad Request: send the Mcp-Session-Id that initialize returned");
+      co_await SendError(ex, w, 400, id, e, nullptr);
+      co_return nullptr;
+    }
+    auto s = SessionFor(ex, req, scope);
+    if (!s) {
+      RpcError e = Err(kInvalidRequest, "session_not_found", "Session not found: it ended or expired; initialize again");
+      co_await SendError(ex, w, 404, id, e, nullptr);
+    }
+    co_return s;
+  }
   static std::string SessionTag(const Session& s) { return crypto::HexEncode(crypto::Sha256(s.id)).substr(0, 16); }
 
   static void Close(Session& s) {
@@ -1670,17 +1686,8 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     }
     if (req.method == "DELETE") {
       ex.mcp.method = "session/delete";
-      if (req.headers.Get("mcp-session-id").empty()) {
-        RpcError e = Err(kInvalidRequest, "session_required", "DELETE needs the Mcp-Session-Id of the session to end");
-        co_await SendError(ex, w, 400, null_id, e, nullptr);
-        co_return;
-      }
-      auto s = SessionFor(ex, req, scope);
-      if (!s) {
-        RpcError e = Err(kInvalidRequest, "session_not_found", "no such session");
-        co_await SendError(ex, w, 404, null_id, e, nullptr);
-        co_return;
-      }
+      auto s = co_await RequireSession(ex, req, w, scope, null_id);
+      if (!s) co_return;
       {
         std::lock_guard lock(sessions_mu);
         sessions.erase(s->id);
@@ -1702,13 +1709,8 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
         co_await SendError(ex, w, 406, null_id, e, nullptr);
         co_return;
       }
-      auto s = SessionFor(ex, req, scope);
-      if (!s) {
-        RpcError e = Err(kInvalidRequest, "session_not_found", "GET needs the Mcp-Session-Id of a live session");
-        int status = req.headers.Get("mcp-session-id").empty() ? 400 : 404;
-        co_await SendError(ex, w, status, null_id, e, nullptr);
-        co_return;
-      }
+      auto s = co_await RequireSession(ex, req, w, scope, null_id);
+      if (!s) co_return;
       co_await Stream(ex, *s, req, w);
       co_return;
     }
@@ -1752,13 +1754,8 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
                    const Servers& servers_now, const std::string& scope, json::array& batch) {
     const json::value null_id;
     ex.mcp.method = "batch";
-    auto s = SessionFor(ex, req, scope);
-    if (!s) {
-      int status = req.headers.Get("mcp-session-id").empty() ? 400 : 404;
-      RpcError e = Err(kInvalidRequest, "session_not_found", "a batch needs the Mcp-Session-Id of a live session");
-      co_await SendError(ex, w, status, null_id, e, nullptr);
-      co_return;
-    }
+    auto s = co_await RequireSession(ex, req, w, scope, null_id);
+    if (!s) co_return;
     if (s->version > "2025-03-26" || batch.empty() || batch.size() > 100) {
       RpcError e = Err(kInvalidRequest, "batch_not_supported",
                        batch.empty() || batch.size() > 100
@@ -1910,18 +1907,8 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       co_return;
     }
 
-    std::string_view sid = req.headers.Get("mcp-session-id");
-    if (sid.empty()) {
-      RpcError e = Err(kInvalidRequest, "session_required", "Bad Request: send the Mcp-Session-Id that initialize returned");
-      co_await SendError(ex, w, 400, rid, e, nullptr);
-      co_return;
-    }
-    auto s = SessionFor(ex, req, scope);
-    if (!s) {
-      RpcError e = Err(kInvalidRequest, "session_not_found", "Session not found: it ended or expired; initialize again");
-      co_await SendError(ex, w, 404, rid, e, nullptr);
-      co_return;
-    }
+    auto s = co_await RequireSession(ex, req, w, scope, rid);
+    if (!s) co_return;
     if (id && method.empty() && !msg->contains("result") && !msg->contains("error")) {
       RpcError e = Err(kInvalidRequest, "invalid_request", "Invalid Request: a message with an id needs a method, a result or an error");
       co_await SendError(ex, w, 400, rid, e, nullptr);
