@@ -1191,6 +1191,19 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     return e;
   }
 
+  // The server's own JSON-RPC error, passed through (and noted).
+  static RpcError ServerError(Exchange& ex, const ServerRt& s, const json::value& err) {
+    ex.mcp.upstream_error = fmt::format("{}: {}", s.cfg.name, json::serialize(err));
+    RpcError e;
+    e.upstream = true;
+    const auto* eo = err.if_object();
+    const auto* code = eo ? eo->if_contains("code") : nullptr;
+    e.code = code && code->is_int64() ? static_cast<int>(code->get_int64()) : kInternalError;
+    e.message = eo ? Str(eo->if_contains("message")) : "";
+    if (eo && eo->contains("data") && eo->at("data").is_object()) e.data = eo->at("data").get_object();
+    return e;
+  }
+
   static RpcError UpstreamError(Exchange& ex, const ServerRt& s, const Status& st) {
     ex.mcp.upstream_error = fmt::format("{}: {}", s.cfg.name, st.message());
     return Err(kUpstreamFailed, st.code() == Code::kDeadlineExceeded ? "upstream_timeout" : "upstream_unavailable",
@@ -1303,17 +1316,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     ++c.ex.attempts;
     if (!answer.ok()) co_return UpstreamError(c.ex, s, answer.status());
     c.ex.upstream_status = 200;
-    if (const auto* err = answer->if_contains("error")) {
-      c.ex.mcp.upstream_error = fmt::format("{}: {}", s.cfg.name, json::serialize(*err));
-      RpcError e;
-      e.upstream = true;
-      const auto* eo = err->if_object();
-      const auto* code = eo ? eo->if_contains("code") : nullptr;
-      e.code = code && code->is_int64() ? static_cast<int>(code->get_int64()) : kInternalError;
-      e.message = eo ? Str(eo->if_contains("message")) : "";
-      if (eo && eo->contains("data") && eo->at("data").is_object()) e.data = eo->at("data").get_object();
-      co_return e;
-    }
+    if (const auto* err = answer->if_contains("error")) co_return ServerError(c.ex, s, *err);
     json::value result = answer->contains("result") ? (*answer)["result"] : json::value(json::object());
     if (Decision d = ScreenToolJson(c.ex, rules, guard::Where::kToolResult, result); d.denied()) {
       RpcError e = Err(d.status == 400 ? kContentBlocked : kInternalError, d.code, d.reason);
@@ -1419,16 +1422,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     auto answer = co_await Call(c.sess, *server, c.client, c.cancel, method, std::move(pv), c.relay);
     if (!answer.ok()) co_return UpstreamError(c.ex, *server, answer.status());
     c.ex.upstream_status = 200;
-    if (const auto* err = answer->if_contains("error")) {
-      RpcError e;
-      e.upstream = true;
-      const auto* eo = err->if_object();
-      const auto* code = eo ? eo->if_contains("code") : nullptr;
-      e.code = code && code->is_int64() ? static_cast<int>(code->get_int64()) : kInternalError;
-      e.message = eo ? Str(eo->if_contains("message")) : "";
-      c.ex.mcp.upstream_error = fmt::format("{}: {}", server->cfg.name, json::serialize(*err));
-      co_return e;
-    }
+    if (const auto* err = answer->if_contains("error")) co_return ServerError(c.ex, *server, *err);
     json::value result = answer->contains("result") ? (*answer)["result"] : json::value(json::object());
     if (method == "resources/read" || method == "prompts/get") {
       // What a resource or prompt carries reaches the model: screened as a tool result.
