@@ -1656,13 +1656,9 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     ex.route = scope.empty() ? "mcp" : "mcp/" + scope;
     ex.mcp.server = scope;
     const json::value null_id;
-    if (!scope.empty() && !servers_now->count(scope)) {
-      RpcError e = Err(kInvalidRequest, "unknown_server", fmt::format("no MCP server '{}' is configured", scope));
-      co_await SendError(ex, w, 404, null_id, e, nullptr);
-      co_return;
-    }
-    // Who is calling. A 401 points at the protected-resource metadata
-    // (RFC 9728) so that an MCP client can find the authorization server.
+    // Who is calling, first: which servers exist is not told to strangers.
+    // A 401 points at the protected-resource metadata (RFC 9728) so that an
+    // MCP client can find the authorization server.
     Decision deny;
     if (!hooks.authenticate(ex, deny)) {
       ex.decisions.push_back({"authenticate", "deny", deny.code, deny.reason});
@@ -1670,12 +1666,17 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       std::string issuer = hooks.issuer ? hooks.issuer() : "";
       for (auto& hd : deny.headers) {
         if (EqualsIgnoreCase(hd.name, "www-authenticate") && !issuer.empty()) {
-          hd.value += fmt::format(", resource_metadata=\"{}/.well-known/oauth-protected-resource{}\"", issuer, ex.path);
+          hd.value += fmt::format(", resource_metadata=\"{}/.well-known/oauth-protected-resource/{}\"", issuer, ex.route);
         }
         h.Add(hd.name, hd.value);
       }
       RpcError e = Err(-32001, deny.code, deny.reason);
       co_await SendError(ex, w, deny.status, null_id, e, &h);
+      co_return;
+    }
+    if (!scope.empty() && !servers_now->count(scope)) {
+      RpcError e = Err(kInvalidRequest, "unknown_server", fmt::format("no MCP server '{}' is configured", scope));
+      co_await SendError(ex, w, 404, null_id, e, nullptr);
       co_return;
     }
     if (req.method == "DELETE") {
