@@ -78,6 +78,20 @@ async function recordsWhere(gw, pred, n = 1) {
   return found;
 }
 
+// The pids of aigis's child processes (its stdio servers).
+function childrenOf(pid) {
+  return fs.readdirSync(`/proc/${pid}/task`).flatMap((t) =>
+    fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+}
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
   let files, gw;
   before(async () => {
@@ -88,8 +102,11 @@ describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
     await gw.waitMetric('aigis_mcp_stdio_servers_running', {}, (v) => v === 1, 15_000);
   });
   after(async () => {
+    const stdio = gw ? childrenOf(gw.pid) : [];
     await gw?.stop();
     await files?.close();
+    // Shutdown stopped the stdio server too.
+    await waitFor(() => stdio.every((p) => !alive(p)), { timeoutMs: 5000 });
   });
 
   test('one server over Streamable HTTP: listed tools are only those the agent may call', async () => {
@@ -299,8 +316,7 @@ describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
     const inFlight = client.callTool({ name: 'sleep', arguments: { ms: 5000 } }, undefined, { timeout: 20_000 });
     await sleep(300);
     // The fixture's pid: the one child of aigis running it.
-    const pids = fs.readdirSync(`/proc/${gw.pid}/task`).flatMap((t) =>
-      fs.readFileSync(`/proc/${gw.pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
+    const pids = childrenOf(gw.pid);
     assert.ok(pids.length >= 1, 'aigis has a child process');
     const t0 = Date.now();
     for (const p of pids) process.kill(Number(p), 'SIGKILL');
