@@ -282,11 +282,12 @@ struct Log::Impl {
   std::condition_variable sync_cv;
   std::deque<Written> unsynced;
   bool writer_done = false;
-  bool urgent = false;  // someone waits for durability (under sync_mu)
+  // Waiters registered and not yet answered: while there is one, neither
+  // the writer nor the syncer lingers (async_linger).
+  std::atomic<int64_t> waiting{0};
   // Under queue_mu: the writer polls the queue every async_linger (so
-  // Append need not wake it), and someone waits for a record to be written.
+  // Append need not wake it).
   bool writer_polling = false;
-  bool write_urgent = false;
   static constexpr size_t kWakeWriterAt = 4096;  // queued records that wake a polling writer
   std::thread syncer;
 
@@ -451,11 +452,10 @@ struct Log::Impl {
           // being woken by every Append (a wake-up per record costs more
           // than the record on a busy machine).
           queue_cv.wait_for(l, opt.async_linger,
-                            [&] { return stopping || write_urgent || queue.size() >= kWakeWriterAt; });
+                            [&] { return stopping || waiting.load() > 0 || queue.size() >= kWakeWriterAt; });
           if (queue.empty()) writer_polling = false;  // idle: Append wakes it again
         }
         if (!writer_polling) queue_cv.wait_for(l, wait, [&] { return stopping || !queue.empty(); });
-        write_urgent = false;
         if (queue.empty() && stopping) break;
         writer_polling = opt.async_linger.count() > 0 && !queue.empty();
         // At most max_batch per group commit: smaller batches keep the disk
@@ -565,11 +565,10 @@ struct Log::Impl {
         if (unsynced.empty()) break;  // and the writer is done
         // Nobody waits (async mode): linger, so that one sync covers the
         // batches written meanwhile; a waiter or a writer out of room ends it.
-        if (opt.async_linger.count() > 0 && !urgent) {
+        if (opt.async_linger.count() > 0 && waiting.load() == 0) {
           sync_cv.wait_for(l, opt.async_linger,
-                           [&] { return writer_done || urgent || unsynced.size() >= kMaxUnsynced; });
+                           [&] { return writer_done || waiting.load() > 0 || unsynced.size() >= kMaxUnsynced; });
         }
-        urgent = false;
         while (!unsynced.empty()) {
           round.push_back(std::move(unsynced.front()));
           unsynced.pop_front();
@@ -622,6 +621,7 @@ struct Log::Impl {
         for (auto it = t->waiters.begin(); it != end; ++it) done.push_back(std::move(it->second));
         t->waiters.erase(t->waiters.begin(), end);
       }
+      waiting.fetch_sub(static_cast<int64_t>(done.size()));
       for (auto& fn : done) fn(Status::Ok());
       t->WriteHead(size, w.roots[k]);
     }
@@ -645,6 +645,7 @@ struct Log::Impl {
         t->waiters.clear();
       }
     }
+    waiting.fetch_sub(static_cast<int64_t>(done.size()));
     for (auto& fn : done) fn(st);
   }
 
@@ -791,20 +792,16 @@ void Log::OnDurable(const std::string& tenant, uint64_t index, std::function<voi
     std::lock_guard l((*t)->mu);
     if (failed.ok() && (*t)->durable.load() <= index) {
       (*t)->waiters.emplace(index, std::move(done));
+      impl_->waiting.fetch_add(1);
       waiting = true;
     }
   }
   if (waiting) {
-    // Neither the writer nor the syncer lingers for a record someone waits for.
-    {
-      std::lock_guard l(impl_->queue_mu);
-      impl_->write_urgent = true;
-    }
+    // Neither the writer nor the syncer lingers while someone waits (the
+    // empty critical sections order the count before their predicate checks).
+    { std::lock_guard l(impl_->queue_mu); }
     impl_->queue_cv.notify_one();
-    {
-      std::lock_guard l(impl_->sync_mu);
-      impl_->urgent = true;
-    }
+    { std::lock_guard l(impl_->sync_mu); }
     impl_->sync_cv.notify_all();
     return;
   }

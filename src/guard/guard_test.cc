@@ -407,7 +407,8 @@ TEST(ScanJson, CleanStringsAreRememberedPerRuleSetOnly) {
 rules:
   - id: ONE-Z
     name: z
-    category: test
+    category: prompt_injection
+    severity: high
     patterns: ['zqzq']
     applies_to: [tool_args]
     action: block
@@ -418,7 +419,8 @@ rules:
 rules:
   - id: TWO-A
     name: a
-    category: test
+    category: prompt_injection
+    severity: high
     patterns: ['abab']
     applies_to: [tool_args]
     action: block
@@ -427,7 +429,8 @@ rules:
 )";
   auto one = LoadRulesFromString(kOne, "one.yaml");
   auto two = LoadRulesFromString(kTwo, "two.yaml");
-  ASSERT_TRUE(one.rules && two.rules);
+  ASSERT_TRUE(one.rules) << one.errors[0];
+  ASSERT_TRUE(two.rules) << two.errors[0];
   EXPECT_NE(one.rules->serial(), two.rules->serial());
   for (int i = 0; i < 3; ++i) {
     auto fs = ScanJson(*one.rules, R"({"abab":"zqzq","k":"abab"})", Where::kToolArgs);
