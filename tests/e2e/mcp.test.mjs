@@ -212,8 +212,15 @@ describe('MCP gateway: SDK clients, HTTP and stdio servers', () => {
     await waitFor(() => changed >= 1, { timeoutMs: 5000 });
     assert.ok(names(await client.listTools()).includes('extra_1'));
 
-    // A raw stream: events carry ids; a reconnect with Last-Event-ID gets what followed.
-    const sid = client.transport.sessionId;
+    // A raw stream, on a session of its own (the SDK client takes its
+    // session's one stream back when it reconnects): events carry ids; a
+    // reconnect with Last-Event-ID gets what followed.
+    const init = await fetch(`${gw.proxyUrl}/mcp/local`, {
+      method: 'POST',
+      headers: { ...gw.auth(), 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    });
+    const sid = init.headers.get('mcp-session-id');
     const headers = { ...gw.auth(), accept: 'text/event-stream', 'mcp-session-id': sid };
     const ac = new AbortController();
     const r = await fetch(`${gw.proxyUrl}/mcp/local`, { headers, signal: ac.signal });
