@@ -644,6 +644,14 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
     r.body = json::serialize(body);
     if (!(co_await w.Send(std::move(r))).ok()) ex.client_gone = true;
   }
+  // A bodiless answer: 200 to DELETE, 202 to notifications and responses.
+  static Task<void> SendEmpty(Exchange& ex, net::ResponseWriter& w, int status) {
+    ex.status = status;
+    net::Response r;
+    r.status = status;
+    r.headers.Add("X-Request-Id", ex.request_id);
+    if (!(co_await w.Send(std::move(r))).ok()) ex.client_gone = true;
+  }
   // An error outside any JSON-RPC exchange (HTTP-level), or for a request
   // whose id is known.
   static Task<void> SendError(Exchange& ex, net::ResponseWriter& w, int status, const json::value& id,
@@ -1689,11 +1697,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       }
       Close(*s);
       co_await EndUpstreamSessions(*s, *servers_now, client);
-      ex.status = 200;
-      net::Response r;
-      r.status = 200;
-      r.headers.Add("X-Request-Id", ex.request_id);
-      if (!(co_await w.Send(std::move(r))).ok()) ex.client_gone = true;
+      co_await SendEmpty(ex, w, 200);
       co_return;
     }
     if (req.method == "GET") {
@@ -1790,14 +1794,16 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       }
     }
     ex.mcp.method = fmt::format("batch:{}", fmt::join(methods, ","));
-    ex.status = answers.empty() ? 202 : 200;
-    net::Response r;
-    r.status = ex.status;
-    r.headers.Add("X-Request-Id", ex.request_id);
-    if (!answers.empty()) {
-      r.headers.Add("Content-Type", "application/json");
-      r.body = json::serialize(answers);
+    if (answers.empty()) {
+      co_await SendEmpty(ex, w, 202);
+      co_return;
     }
+    ex.status = 200;
+    net::Response r;
+    r.status = 200;
+    r.headers.Add("Content-Type", "application/json");
+    r.headers.Add("X-Request-Id", ex.request_id);
+    r.body = json::serialize(answers);
     if (!(co_await w.Send(std::move(r))).ok()) ex.client_gone = true;
   }
 
@@ -1913,11 +1919,7 @@ struct McpGateway::Impl : std::enable_shared_from_this<McpGateway::Impl> {
       // Notifications (initialized, cancelled, roots changed) and answers to
       // server requests: aigis sends no server requests, and it does not
       // forward client notifications to shared upstreams.
-      ex.status = 202;
-      net::Response r;
-      r.status = 202;
-      r.headers.Add("X-Request-Id", ex.request_id);
-      if (!(co_await w.Send(std::move(r))).ok()) ex.client_gone = true;
+      co_await SendEmpty(ex, w, 202);
       co_return;
     }
     Ctx c{ex, *s, servers_now, client, &w.cancellation(), ex.config->mcp.separator};
