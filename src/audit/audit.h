@@ -101,6 +101,46 @@ Result<std::string> Canonicalize(std::string_view json);
 // non-ASCII member names): Canonicalize then does the full work.
 bool IsCanonical(std::string_view json);
 
+// Writes a canonical JSON object straight to text, without a JSON tree in
+// between (the gateway writes a record per exchange; building a tree, sorting
+// a copy of it and serializing cost more than the rest of the recording).
+// Members go in in any order and are sorted when the object is finished; a
+// name given twice keeps its last value. Names must be ASCII without
+// characters that need escaping (the names of records are); strings are
+// escaped as JCS does and must be UTF-8 (Append refuses a record that is
+// not); integers must be within ±(2^53 − 1). Nested objects and arrays are
+// finished first and added with Raw.
+class CanonicalObject {
+ public:
+  CanonicalObject& Str(std::string_view name, std::string_view value);
+  CanonicalObject& Int(std::string_view name, int64_t value);
+  CanonicalObject& Bool(std::string_view name, bool value);
+  CanonicalObject& Strs(std::string_view name, const std::vector<std::string>& values);  // an array
+  CanonicalObject& Raw(std::string_view name, std::string_view canonical_json);
+  std::string Finish();  // and starts over, empty
+
+ private:
+  std::string& Name(std::string_view name);
+  struct Member {
+    uint32_t begin, end;  // `"name":value` in buf_
+    uint32_t name_len;
+  };
+  std::string buf_;
+  std::vector<Member> members_;
+};
+
+// An array for CanonicalObject::Raw: elements in the order given.
+class CanonicalArray {
+ public:
+  CanonicalArray& Str(std::string_view value);
+  CanonicalArray& Raw(std::string_view canonical_json);
+  std::string Finish();  // and starts over, empty
+
+ private:
+  std::string& Next();
+  std::string buf_ = "[";
+};
+
 // --------------------------------------------------------- checkpoints ----
 
 // A C2SP tlog-checkpoint: "<origin>\n<size>\n<base64 root>\n[ext lines]"

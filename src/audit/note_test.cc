@@ -21,6 +21,29 @@ TEST(Canonicalize, EscapesStringsAsJcs) {
   EXPECT_EQ(*c, "{\"s\":\"q\\\" b\\\\ / \\u0001 \\u001f \\b\\f\\n\\r\\t \xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \x7F\"}");
 }
 
+TEST(CanonicalObject, WritesWhatCanonicalizeWouldAndKeepsTheLastOfANameGivenTwice) {
+  const std::string text = "q\" b\\ / \x01 \x1f \b\f\n\r\t \xC3\xA9 \xF0\x9F\x98\x80 \x7F";
+  CanonicalObject inner;
+  inner.Str("z", "last").Int("a", -9007199254740991).Str("z", "replaced").Bool("m", false);
+  CanonicalArray list;
+  list.Str(text).Raw(inner.Finish()).Raw("[]");
+  CanonicalObject o;
+  o.Str("s", text).Raw("list", list.Finish()).Int("b", 7).Strs("e", {}).Strs("a", {"x", "y"}).Bool("t", true);
+  o.Int("b", 8).Str("", "empty name");
+  std::string got = o.Finish();
+  EXPECT_TRUE(IsCanonical(got)) << got;
+  std::string unsorted = "{\"s\":\"q\\\" b\\\\ / \\u0001 \\u001f \\b\\f\\n\\r\\t \xC3\xA9 \xF0\x9F\x98\x80 \x7F\","
+                         "\"list\":[\"q\\\" b\\\\ / \\u0001 \\u001f \\b\\f\\n\\r\\t \xC3\xA9 \xF0\x9F\x98\x80 \x7F\","
+                         "{\"z\":\"replaced\",\"a\":-9007199254740991,\"m\":false},[]],"
+                         "\"e\":[],\"a\":[\"x\",\"y\"],\"t\":true,\"b\":8,\"\":\"empty name\"}";
+  auto want = Canonicalize(unsorted);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  EXPECT_EQ(got, *want);
+  // Finish starts over.
+  EXPECT_EQ(o.Finish(), "{}");
+  EXPECT_EQ(CanonicalArray().Finish(), "[]");
+}
+
 TEST(Canonicalize, OrdersNamesByUtf16CodeUnits) {
   // As in RFC 8785 §3.2.3: U+FB33 sorts after U+1F600 (a surrogate pair
   // starting 0xD83D) in UTF-16, though not in UTF-8 or by code point.

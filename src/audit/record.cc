@@ -401,6 +401,93 @@ class CanonicalCheck {
 
 bool IsCanonical(std::string_view json) { return CanonicalCheck(json).Run(); }
 
+// ------------------------------------------------------------ writers ----
+
+std::string& CanonicalObject::Name(std::string_view name) {
+  members_.push_back({static_cast<uint32_t>(buf_.size()), 0, static_cast<uint32_t>(name.size())});
+  buf_.push_back('"');
+  buf_.append(name);
+  buf_.append("\":");
+  return buf_;
+}
+
+CanonicalObject& CanonicalObject::Str(std::string_view name, std::string_view value) {
+  AppendString(Name(name), value);
+  members_.back().end = static_cast<uint32_t>(buf_.size());
+  return *this;
+}
+
+CanonicalObject& CanonicalObject::Int(std::string_view name, int64_t value) {
+  Name(name).append(fmt::format_int(value).str());
+  members_.back().end = static_cast<uint32_t>(buf_.size());
+  return *this;
+}
+
+CanonicalObject& CanonicalObject::Bool(std::string_view name, bool value) {
+  Name(name).append(value ? "true" : "false");
+  members_.back().end = static_cast<uint32_t>(buf_.size());
+  return *this;
+}
+
+CanonicalObject& CanonicalObject::Strs(std::string_view name, const std::vector<std::string>& values) {
+  std::string& out = Name(name);
+  out.push_back('[');
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendString(out, values[i]);
+  }
+  out.push_back(']');
+  members_.back().end = static_cast<uint32_t>(buf_.size());
+  return *this;
+}
+
+CanonicalObject& CanonicalObject::Raw(std::string_view name, std::string_view canonical_json) {
+  Name(name).append(canonical_json);
+  members_.back().end = static_cast<uint32_t>(buf_.size());
+  return *this;
+}
+
+std::string CanonicalObject::Finish() {
+  auto name = [this](const Member& m) { return std::string_view(buf_).substr(m.begin + 1, m.name_len); };
+  // Stable: of two members with one name, the one added last sorts last.
+  std::stable_sort(members_.begin(), members_.end(),
+                   [&](const Member& a, const Member& b) { return name(a) < name(b); });
+  std::string out;
+  out.reserve(buf_.size() + members_.size() + 2);
+  out.push_back('{');
+  for (size_t i = 0; i < members_.size(); ++i) {
+    if (i + 1 < members_.size() && name(members_[i]) == name(members_[i + 1])) continue;  // replaced
+    if (out.size() > 1) out.push_back(',');
+    out.append(buf_, members_[i].begin, members_[i].end - members_[i].begin);
+  }
+  out.push_back('}');
+  buf_.clear();
+  members_.clear();
+  return out;
+}
+
+std::string& CanonicalArray::Next() {
+  if (buf_.size() > 1) buf_.push_back(',');
+  return buf_;
+}
+
+CanonicalArray& CanonicalArray::Str(std::string_view value) {
+  AppendString(Next(), value);
+  return *this;
+}
+
+CanonicalArray& CanonicalArray::Raw(std::string_view canonical_json) {
+  Next().append(canonical_json);
+  return *this;
+}
+
+std::string CanonicalArray::Finish() {
+  buf_.push_back(']');
+  std::string out = std::move(buf_);
+  buf_ = "[";
+  return out;
+}
+
 Result<std::string> Canonicalize(std::string_view json) {
   if (IsCanonical(json)) return std::string(json);
   boost::json::parse_options options;

@@ -178,5 +178,77 @@ TEST(AuditRecord, ExchangeAndAdminRecordsAreCanonical) {
   EXPECT_TRUE(audit::IsCanonical(AdminRecord(a))) << AdminRecord(a);
 }
 
+// Every part of an exchange record, written canonical as it goes: the same
+// bytes Canonicalize would make of it, each stage once, a deny overriding its
+// stage's outcome.
+TEST(AuditRecord, EveryPartOfAnExchangeRecordIsCanonical) {
+  Exchange ex;
+  ex.request_id = "r-3";
+  ex.tenant = "acme";
+  ex.time = WallTime(std::chrono::seconds(1'800'000'000));
+  ex.method = "POST";
+  ex.path = "/mcp/files";
+  ex.remote = "127.0.0.1";
+  ex.protocol = Protocol::kMcp;
+  ex.route = "files";
+  ex.model = "m";
+  ex.upstream_model = "m-2025";
+  ex.principal = {};
+  ex.principal.kind = "agent";
+  ex.principal.id = "agt_1";
+  ex.principal.issuer = "https://idp";
+  ex.principal.client_id = "cli";
+  ex.principal.credential_id = "crd";
+  ex.authz.push_back({"r-3.authz.1", true, "agent:agt_1", "can_call", "tool:files/*", {"a", "b"}, "01J", 7, true, ""});
+  ex.authz.push_back({"r-3.authz.2", false, "user:u", "can_call", "tool:files/rm", {}, "01J", 7, false, "timeout"});
+  ex.decisions.push_back({"authorize", "deny", "forbidden", "user:u may not"});
+  ex.decisions.push_back({"admit", "deny", "rate_limited", "slow down"});
+  ex.guard.screened = true;
+  ex.guard.policy = "strict";
+  ex.guard.score = 0.25;
+  ex.guard.rules = {"SEC-1", "PII-2"};
+  ex.guard.fields = {"params.arguments.text"};
+  ex.guard.masked = {{"[SECRET_1]", "abcd"}};
+  ex.guard.classifier = "unsafe";
+  ex.guard.classifier_categories = "S1,S2";
+  ex.guard.response_screened = true;
+  ex.guard.response_score = 1;
+  ex.upstream = "files";
+  ex.upstream_status = 200;
+  ex.attempts = 2;
+  ex.mcp.method = "tools/call";
+  ex.mcp.server = "files";
+  ex.mcp.tool = "rm";
+  ex.mcp.session = "s1";
+  ex.mcp.rpc_id = "7";
+  ex.mcp.error_code = -32001;
+  ex.mcp.error = "denied";
+  ex.mcp.upstream_error = "none";
+  ex.mcp.alerts = {"mcp_tool_changed"};
+  ex.usage.reported = true;
+  ex.usage.input_tokens = 3;
+  ex.raw_body = "{}";
+  ex.forward_body = "{\"masked\":true}";
+  std::string response = "ok";
+  std::string rec = ExchangeRecord(ex, RecordInputs{403, std::chrono::microseconds(12), "ff", true, &response});
+  EXPECT_TRUE(audit::IsCanonical(rec)) << rec;
+  auto canonical = audit::Canonicalize(rec);
+  ASSERT_TRUE(canonical.ok()) << canonical.status().ToString() << "\n" << rec;
+  EXPECT_EQ(*canonical, rec);
+  for (const char* part :
+       {R"("decision":"deny")", R"("stage":"authorize")", R"("outcome":"deny")", R"("code":"forbidden")",
+        R"({"code":"rate_limited","outcome":"deny","reason":"slow down","stage":"admit"})",
+        R"("error":"timeout")", R"("masked":[{"placeholder":"[SECRET_1]","sha256_prefix":"abcd"}])",
+        R"("categories":"S1,S2","outcome":"flag")", R"("score_milli":1000)", R"("upstream_model":"m-2025")",
+        R"("upstream":{"attempts":2,"latency_us":0,"name":"files","status":200})",
+        R"("error":{"code":-32001,"message":"denied"})", R"("alerts":["mcp_tool_changed"])",
+        R"("usage":{"input_tokens":3,"output_tokens":0})", R"("request_body":"{\"masked\":true}")",
+        R"("response_sha256":"ff")",
+        R"("code":"forbidden","outcome":"deny","reason":"user:u may not","stage":"authorize")"}) {
+    EXPECT_NE(rec.find(part), std::string::npos) << part << " in " << rec;
+  }
+  EXPECT_EQ(rec.find(R"("act")"), std::string::npos) << "no act chain was set";
+}
+
 }  // namespace
 }  // namespace aigis::gateway

@@ -73,8 +73,26 @@ Result<Endpoint> Endpoint::Parse(std::string_view url) {
 struct IoPool::Impl {
   std::vector<std::unique_ptr<asio::io_context>> contexts;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::vector<std::unique_ptr<asio::steady_timer>> ticks;  // before the contexts go
   std::vector<std::thread> threads;
 };
+
+namespace {
+
+// Every context keeps a timer due within half a second. Asio rewrites its
+// timerfd (a system call, and on a VM an expensive one) whenever a timer
+// becomes the earliest one pending; each stream operation arms a timeout,
+// and on a connection waiting for its next request that timeout was the
+// earliest every time — several rewrites per request. With a nearer timer
+// always pending they happen twice a second instead.
+void Tick(asio::steady_timer& t) {
+  t.expires_after(std::chrono::milliseconds(500));
+  t.async_wait([&t](const boost::system::error_code& ec) {
+    if (!ec) Tick(t);
+  });
+}
+
+}  // namespace
 
 IoPool::IoPool(int threads) : impl_(std::make_unique<Impl>()) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -90,6 +108,7 @@ void IoPool::Start() {
   for (auto& c : impl_->contexts) {
     c->restart();
     impl_->guards.push_back(asio::make_work_guard(*c));
+    Tick(*impl_->ticks.emplace_back(std::make_unique<asio::steady_timer>(*c)));
     impl_->threads.emplace_back([ctx = c.get()] {
       for (;;) {
         try {
@@ -111,6 +130,7 @@ void IoPool::Stop() {
     if (t.joinable()) t.join();
   }
   impl_->threads.clear();
+  impl_->ticks.clear();
 }
 
 // ------------------------------------------------------------- HttpClient --
@@ -282,7 +302,16 @@ class PooledResponse final : public UpstreamResponse {
   ~PooledResponse() override { Unbind(); }
 
   Task<beast::error_code> ReadHeader() {
-    auto [ec, n] = co_await OnStream(*conn_, [&](auto& s) { return http::async_read_header(s, conn_->buffer, parser_, kTuple); });
+    beast::error_code ec;
+    bool have_header = false;
+    if (conn_->plain) {
+      ReadNow(conn_->plain->socket(), conn_->buffer);
+      have_header = ParseBuffered(parser_, conn_->buffer, true, ec);
+    }
+    if (!have_header) {
+      auto [rec, n] = co_await OnStream(*conn_, [&](auto& s) { return http::async_read_header(s, conn_->buffer, parser_, kTuple); });
+      ec = rec;
+    }
     if (!ec) {
       status = static_cast<int>(parser_.get().result_int());
       for (const auto& f : parser_.get()) headers.Add(std::string(f.name_string()), std::string(f.value()));
@@ -303,8 +332,14 @@ class PooledResponse final : public UpstreamResponse {
       char* buf = conn_->BodyBuffer();
       parser_.get().body().data = buf;
       parser_.get().body().size = Conn::kBodyBufferSize;
-      conn_->lowest().expires_after(options_.idle_timeout);
-      auto [ec, n] = co_await OnStream(*conn_, [&](auto& s) { return http::async_read_some(s, conn_->buffer, parser_, kTuple); });
+      // The bytes already buffered first (usually the whole of a small body).
+      beast::error_code ec;
+      bool parsed = ParseBuffered(parser_, conn_->buffer, false, ec);
+      if (!parsed && Conn::kBodyBufferSize == parser_.get().body().size) {
+        conn_->lowest().expires_after(options_.idle_timeout);
+        auto [rec, n] = co_await OnStream(*conn_, [&](auto& s) { return http::async_read_some(s, conn_->buffer, parser_, kTuple); });
+        ec = rec;
+      }
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         Unbind();
@@ -386,7 +421,7 @@ Task<Result<std::unique_ptr<UpstreamResponse>>> HttpClient::Send(const Endpoint&
     }
     if (cancel) cancel->OnCancel([raw = c.get()] { raw->Abort(); });
     c->lowest().expires_after(o.response_timeout);
-    auto [wec, wn] = co_await OnStream(*c, [&](auto& s) { return asio::async_write(s, wire, kTuple); });
+    beast::error_code wec = co_await OnStream(*c, [&](auto& s) { return WriteAll(s, wire); });
     if (wec) {
       unbind();
       if (cancel && cancel->cancelled()) co_return cancelled;

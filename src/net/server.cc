@@ -63,7 +63,7 @@ class Writer final : public ResponseWriter {
     // HEAD: the headers of the GET, no body (RFC 9110 §9.3.2).
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(r.body.data(), head_ ? 0 : r.body.size())};
     Lowest(s_).expires_after(write_timeout_);
-    auto [ec, n] = co_await asio::async_write(s_, bufs, kTuple);
+    beast::error_code ec = co_await WriteAll(s_, bufs);
     co_return Done(ec, true);
   }
 
@@ -72,7 +72,8 @@ class Writer final : public ResponseWriter {
     started_ = true;
     std::string head = ResponseHead(status, headers, keep_alive_, std::nullopt);
     Lowest(s_).expires_after(write_timeout_);
-    auto [ec, n] = co_await asio::async_write(s_, asio::buffer(head), kTuple);
+    const asio::const_buffer buf(head.data(), head.size());
+    beast::error_code ec = co_await WriteAll(s_, buf);
     co_return Done(ec, false);
   }
 
@@ -84,7 +85,7 @@ class Writer final : public ResponseWriter {
     std::array<asio::const_buffer, 3> bufs{asio::buffer(size_line, static_cast<size_t>(len)),
                                            asio::buffer(data.data(), data.size()), asio::buffer("\r\n", 2)};
     Lowest(s_).expires_after(write_timeout_);
-    auto [ec, n] = co_await asio::async_write(s_, bufs, kTuple);
+    beast::error_code ec = co_await WriteAll(s_, bufs);
     co_return Done(ec, false);
   }
 
@@ -95,7 +96,8 @@ class Writer final : public ResponseWriter {
       co_return Status::Ok();
     }
     Lowest(s_).expires_after(write_timeout_);
-    auto [ec, n] = co_await asio::async_write(s_, asio::buffer("0\r\n\r\n", 5), kTuple);
+    const asio::const_buffer last("0\r\n\r\n", 5);
+    beast::error_code ec = co_await WriteAll(s_, last);
     co_return Done(ec, true);
   }
 
@@ -242,7 +244,16 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       if (draining.load()) break;
       // The first request gets header_timeout; later ones may idle first.
       Lowest(s).expires_after(first ? opts.header_timeout : opts.idle_timeout);
-      auto [ec, n] = co_await http::async_read_header(s, buffer, parser, kTuple);
+      beast::error_code ec;
+      bool have_header = false;
+      if constexpr (kPlain<Stream>) {
+        ReadNow(Lowest(s).socket(), buffer);
+        have_header = ParseBuffered(parser, buffer, true, ec);
+      }
+      if (!have_header) {
+        auto [rec, n] = co_await http::async_read_header(s, buffer, parser, kTuple);
+        ec = rec;
+      }
       st.idle = false;
       if (ec) {
         if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
@@ -286,7 +297,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
           }
           parser.body_limit(opts.max_body_bytes);
           Lowest(s).expires_after(opts.body_timeout);
-          auto [bec, bn] = co_await http::async_read(s, buffer, parser, kTuple);
+          beast::error_code bec;
+          if (!ParseBuffered(parser, buffer, false, bec)) {
+            auto [rec, bn] = co_await http::async_read(s, buffer, parser, kTuple);
+            bec = rec;
+          }
           if (bec == http::error::body_limit) {
             req.body_status = Status(Code::kPayloadTooLarge,
                                      fmt::format("request body exceeds the limit of {} bytes", opts.max_body_bytes));
