@@ -313,9 +313,15 @@ class Engine {
   // condition it meets and fails ("validation_error") on any condition error
   // (e.g. missing parameters) even where another path grants; ListObjects
   // fails only where the answer depends on it, like Check.
-  // Objects "type:id" of `type` on which `user` has `relation`, sorted
-  // (candidates: the objects reachable from the user, its `type:*` and, for a
-  // userset user, its object, through the user -> tuples index).
+  // Objects "type:id" of `type` on which `user` has `relation`, sorted.
+  // Where every rewrite under the relation is a union of direct, computed
+  // and tuple-to-userset steps with no conditional restriction, the objects
+  // are derived outwards from the user's tuples (forward chaining, no Check
+  // per object); an object whose Check would exhaust the depth limit without
+  // finding a grant is then simply not listed, while a grant that needs more
+  // than kMaxDepth fails the request as Check does. Otherwise the candidates
+  // (the objects reachable from the user, its `type:*` and, for a userset
+  // user, its object, through the user -> tuples index) are checked one by one.
   // Unknown type: "type_not_found"; unknown relation: "relation_not_found";
   // malformed or unknown user: "validation_error".
   Result<std::vector<std::string>> ListObjects(const TupleSet& tuples, std::string_view type,

@@ -12,8 +12,10 @@
 // string per step. The direct step looks up the exact tuple and the `type:*`
 // tuple by hash and scans only the list's userset tuples; explain mode and
 // ListUsers' strict / wildcard-ignoring modes scan the whole list in
-// insertion order, as their output depends on it. ListObjects checks only
-// the objects reachable from the user through the user -> tuples index.
+// insertion order, as their output depends on it. ListObjects derives the
+// objects by forward chaining from the user's tuples where the relation is
+// union-only and unconditional (ChainPlan); elsewhere it checks only the
+// objects reachable from the user through the user -> tuples index.
 //
 // Outside explain and ListUsers' modes, three shortcuts, each exact as to
 // "allowed" (see Engine's contract for what they do to errors):
@@ -162,6 +164,94 @@ RelationReach ComputeReach(const Model& model, const TypeDefinition& td, const R
   return out;
 }
 
+// ListObjects by forward chaining (Engine::ListObjects): for a relation
+// whose grants pass only through unions of direct, computed and
+// tuple-to-userset steps, with no condition on any type restriction met on
+// the way, "user has R on o" is the least fixpoint of the rules below, so
+// the objects can be derived from the user's tuples outwards with no Check
+// per object (OpenFGA's reverse expansion does the same for such models).
+// A grant of (type, relation) on an object x leads on through these edges:
+//   computed:  `to` rewrites to `from` on the same object;
+//   userset:   a tuple (y, to, "x#from") admitted by `to` grants `to` on y;
+//   tupleset:  a tuple (y, tupleset, x) grants `to` on y (`from from tupleset`).
+struct ChainPlan {
+  struct Direct {
+    std::string type, relation;
+    std::vector<TypeRestriction> admits;
+  };
+  enum class EdgeKind : uint8_t { kComputed, kUserset, kTupleset };
+  struct Edge {
+    EdgeKind kind;
+    std::string from_type, from_relation, to_type, to_relation, tupleset;
+  };
+  std::vector<Direct> direct;  // the relations with a direct step
+  std::vector<Edge> edges;
+};
+
+// The plan for (td, relation), or nullopt when an intersection, an exclusion
+// or a conditional restriction lies under it.
+std::optional<ChainPlan> PlanChain(const Model& model, const TypeDefinition& td, const Relation& relation) {
+  ChainPlan out;
+  std::vector<std::pair<const TypeDefinition*, const Relation*>> todo = {{&td, &relation}};
+  std::set<const Relation*> seen = {&relation};
+  auto add = [&](const TypeDefinition* t, const Relation* r) {
+    if (seen.insert(r).second) todo.emplace_back(t, r);
+  };
+  using K = authz::Rewrite::Kind;
+  using E = ChainPlan::EdgeKind;
+  while (!todo.empty()) {
+    auto [t, r] = todo.back();
+    todo.pop_back();
+    std::vector<const authz::Rewrite*> nodes = {&r->rewrite};
+    while (!nodes.empty()) {
+      const authz::Rewrite* n = nodes.back();
+      nodes.pop_back();
+      switch (n->kind) {
+        case K::kThis:
+          if (r->directly_related.empty()) break;
+          out.direct.push_back({t->name, r->name, r->directly_related});
+          for (const auto& tr : r->directly_related) {
+            if (!tr.condition.empty()) return std::nullopt;
+            if (tr.relation.empty()) continue;
+            const TypeDefinition* y = model.Find(tr.type);
+            const Relation* yr = y ? y->Find(tr.relation) : nullptr;
+            if (yr == nullptr) continue;
+            out.edges.push_back({E::kUserset, tr.type, tr.relation, t->name, r->name, ""});
+            add(y, yr);
+          }
+          break;
+        case K::kComputed:
+          if (const Relation* c = t->Find(n->relation)) {
+            out.edges.push_back({E::kComputed, t->name, c->name, t->name, r->name, ""});
+            add(t, c);
+          }
+          break;
+        case K::kTupleToUserset: {
+          const Relation* ts = t->Find(n->tupleset);
+          if (ts == nullptr) break;
+          for (const auto& tr : ts->directly_related) {
+            if (!tr.condition.empty()) return std::nullopt;
+            if (!tr.relation.empty() || tr.wildcard) continue;  // Check follows plain objects only
+            const TypeDefinition* p = model.Find(tr.type);
+            const Relation* pr = p ? p->Find(n->relation) : nullptr;
+            if (pr == nullptr) continue;
+            out.edges.push_back({E::kTupleset, tr.type, pr->name, t->name, r->name, ts->name});
+            add(p, pr);
+          }
+          break;
+        }
+        case K::kUnion:
+          for (const auto& c : n->children) nodes.push_back(&c);
+          break;
+        case K::kIntersection:
+        case K::kDifference:
+          return std::nullopt;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 struct Engine::Conditions {
@@ -170,6 +260,9 @@ struct Engine::Conditions {
   // "type#relation" -> what its rewrites can end in (Evaluator::MayReach);
   // empty for very large models (no pruning).
   std::map<std::string, RelationReach, std::less<>> reach;
+  // "type#relation" -> its forward-chaining plan for ListObjects (absent:
+  // not a union-only, condition-free relation; or a very large model).
+  std::map<std::string, ChainPlan, std::less<>> chains;
 };
 
 namespace internal {
@@ -900,6 +993,127 @@ class Evaluator {
   std::vector<std::string> trace_;
 };
 
+// The objects of type `type` on which `user` has `relation`, derived by
+// forward chaining (ChainPlan) from the tuples naming the user, its `type:*`
+// and, for a userset user "x#r", from x's own r (the self-defining rule).
+// Each grant is reached first along a shortest derivation (breadth first),
+// whose length is the depth Check would dispatch to; nullopt when some grant
+// needs more than Engine::kMaxDepth (the caller then checks each candidate,
+// which reports the depth error as Check does).
+std::optional<std::vector<Sym>> ChainObjects(const ChainPlan& plan, Overlay& overlay, Sym type, Sym relation,
+                                             Sym user) {
+  struct Admit {
+    Sym type, relation;
+    bool wildcard;
+  };
+  struct Edge {
+    ChainPlan::EdgeKind kind;
+    Sym to_type, to_relation, tupleset;
+  };
+  // Names no tuple uses are interned into the request overlay, so that
+  // every name has a symbol of its own.
+  boost::unordered_flat_map<uint64_t, std::vector<Admit>> direct;  // Pair(type, relation)
+  for (const auto& d : plan.direct) {
+    auto& list = direct[internal::Pair(overlay.Intern(d.type), overlay.Intern(d.relation))];
+    for (const auto& a : d.admits) list.push_back({overlay.Intern(a.type), overlay.Intern(a.relation), a.wildcard});
+  }
+  boost::unordered_flat_map<uint64_t, std::vector<Edge>> edges;  // Pair(from type, from relation)
+  for (const auto& e : plan.edges) {
+    edges[internal::Pair(overlay.Intern(e.from_type), overlay.Intern(e.from_relation))].push_back(
+        {e.kind, overlay.Intern(e.to_type), overlay.Intern(e.to_relation), overlay.Intern(e.tupleset)});
+  }
+  const View& view = overlay.view();
+
+  struct Node {
+    Sym object, type, relation;
+    int depth;
+  };
+  std::vector<Node> queue;  // breadth first: depths never decrease
+  boost::unordered_flat_set<uint64_t> granted;  // Pair(object, relation)
+  std::vector<Sym> out;
+  bool too_deep = false;
+  auto grant = [&](Sym object, Sym otype, Sym rel, int depth) {
+    if (!granted.insert(internal::Pair(object, rel)).second) return;
+    if (depth > Engine::kMaxDepth) {
+      too_deep = true;
+      return;
+    }
+    queue.push_back({object, otype, rel, depth});
+    if (otype == type && rel == relation) out.push_back(object);
+  };
+
+  // Seeds: direct tuples whose user form the relation admits, unconditional
+  // (the plan has no conditional restriction, so a tuple with a condition
+  // is one the model does not admit).
+  const SymInfo ui = view.Info(user);
+  const Sym user_relation = ui.kind == SymKind::kUserset ? ui.relation : 0;
+  auto seed = [&](Sym subject, bool wildcard) {
+    view.ForUser(subject, [&](const Tuple& t) {
+      if (t.condition != 0) return true;
+      const Sym otype = view.Info(t.object).type;
+      auto d = direct.find(internal::Pair(otype, t.relation));
+      if (d == direct.end()) return true;
+      for (const Admit& a : d->second) {
+        if (a.type == ui.type && a.wildcard == wildcard && a.relation == user_relation) {
+          grant(t.object, otype, t.relation, 0);
+          break;
+        }
+      }
+      return true;
+    });
+  };
+  switch (ui.kind) {
+    case SymKind::kObject:
+      seed(user, false);
+      if (Sym w = view.Find(std::string(view.Text(ui.type)) + ":*"); w != 0) seed(w, true);
+      break;
+    case SymKind::kWildcard:
+      seed(user, true);
+      break;
+    case SymKind::kUserset:
+      seed(user, false);
+      // The self-defining userset, for an object some tuple mentions (as
+      // the candidate walk does).
+      if (view.MentionCount(ui.base) > 0) grant(ui.base, view.Info(ui.base).type, ui.relation, 0);
+      break;
+    case SymKind::kOther:
+      return out;
+  }
+
+  std::vector<Sym> usersets;
+  for (size_t i = 0; i < queue.size() && !too_deep; ++i) {
+    const Node n = queue[i];
+    auto it = edges.find(internal::Pair(n.type, n.relation));
+    if (it == edges.end()) continue;
+    bool usersets_found = false;
+    for (const Edge& e : it->second) {
+      auto lead = [&](const Tuple& t) {
+        if (t.condition == 0) grant(t.object, e.to_type, e.to_relation, n.depth + 1);
+      };
+      switch (e.kind) {
+        case ChainPlan::EdgeKind::kComputed:
+          grant(n.object, n.type, e.to_relation, n.depth + 1);
+          break;
+        case ChainPlan::EdgeKind::kUserset:
+          if (!usersets_found) {
+            usersets_found = true;
+            usersets.clear();
+            view.ForUsersetsOf(n.object, [&](Sym us) {
+              if (view.Info(us).relation == n.relation) usersets.push_back(us);
+            });
+          }
+          for (Sym us : usersets) view.ForUserTypeRelation(us, e.to_type, e.to_relation, lead);
+          break;
+        case ChainPlan::EdgeKind::kTupleset:
+          view.ForUserTypeRelation(n.object, e.to_type, e.tupleset, lead);
+          break;
+      }
+    }
+  }
+  if (too_deep) return std::nullopt;
+  return out;
+}
+
 // Request user validation shared by Check and ListObjects.
 Result<UserRef> ValidateRequestUser(const Model& model, std::string_view user) {
   auto u = ParseUser(user);
@@ -929,7 +1143,10 @@ Engine::Engine(Model model) : model_(std::move(model)) {
   for (const auto& td : model_.types) relations += td.relations.size();
   if (relations <= 2000) {
     for (const auto& td : model_.types) {
-      for (const auto& rel : td.relations) c->reach.emplace(td.name + "#" + rel.name, ComputeReach(model_, td, rel));
+      for (const auto& rel : td.relations) {
+        c->reach.emplace(td.name + "#" + rel.name, ComputeReach(model_, td, rel));
+        if (auto plan = PlanChain(model_, td, rel)) c->chains.emplace(td.name + "#" + rel.name, std::move(*plan));
+      }
     }
   }
   conditions_ = std::move(c);
@@ -1119,12 +1336,26 @@ Result<std::vector<std::string>> Engine::ListObjects(const TupleSet& tuples, std
   std::vector<std::string> out;
   if (type_sym == 0) return out;  // no object of the type anywhere
 
+  const Sym user_sym = overlay.Intern(user);
+  const Sym rel = overlay.Intern(relation);
+  if (auto plan = conditions_->chains.find(std::string(type) + "#" + std::string(relation));
+      plan != conditions_->chains.end()) {
+    if (auto objects = ChainObjects(plan->second, overlay, type_sym, rel, user_sym)) {
+      std::vector<std::string_view> texts;
+      texts.reserve(objects->size());
+      for (Sym o : *objects) texts.push_back(view.Text(o));
+      std::sort(texts.begin(), texts.end());
+      out.reserve(texts.size());
+      for (std::string_view o : texts) out.emplace_back(o);
+      return out;
+    }
+  }
+
   // Candidates: the objects of `type` connected to the user by a chain of
   // tuples (every grant needs one: direct, userset, computed, tuple-to-
   // userset, intersection and exclusion all rest on a tuple path). From a
   // subject s, a tuple (o, r, s) reaches o; o is then a subject itself (as a
   // tuple-to-userset parent) and so is every userset "o#rel" used as a user.
-  const Sym user_sym = overlay.Intern(user);
   boost::unordered_flat_set<Sym> subjects;
   boost::unordered_flat_set<Sym> objects;
   std::vector<Sym> stack;
@@ -1152,7 +1383,6 @@ Result<std::vector<std::string>> Engine::ListObjects(const TupleSet& tuples, std
       return true;
     });
   }
-  const Sym rel = overlay.Intern(relation);
   Evaluator ev(model_, overlay, false, &conditions_->programs, &conditions_->errors, context);  // one memo for all
   ev.set_reach(&conditions_->reach);
   const auto syms = Syms(tuples);
