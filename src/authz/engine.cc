@@ -682,6 +682,17 @@ class Evaluator {
     return it->second;
   }
 
+  // The one type a relation's restrictions admit as plain objects (a
+  // tuple-to-userset parent's type), or 0.
+  Sym SingleType(const Relation& rel) {
+    Sym type = 0;
+    for (const Restriction& r : RestrictionsOf(rel)) {
+      if (r.wildcard || r.relation != 0 || (type != 0 && r.type != type)) return 0;
+      type = r.type;
+    }
+    return Valid(type) ? type : 0;
+  }
+
   Eval Dispatch(Sym object, Sym relation, Sym user, int depth) {
     if (depth > Engine::kMaxDepth) {
       return Eval::Error(InvalidArgument("authorization_model_resolution_too_complex: resolution exceeded depth " +
@@ -880,6 +891,13 @@ class Evaluator {
     if (tupleset == nullptr) return Eval::False();
     const Sym computed = NameSym(node.relation);
     Read(object, tupleset_sym);
+    // The parents' tuples, types and (when the tupleset admits one type
+    // only) the lists the computed relation reads on them are fetched
+    // together, before the walk needs them one after the other.
+    const Sym parent_type = SingleType(*tupleset);
+    view_.PrefetchTuples(object, tupleset_sym, [&](Sym parent) {
+      if (parent_type != 0) Prefetch(parent, parent_type, computed);
+    });
     UnionAcc acc;
     Eval found;
     view_.ForObjectRelation(object, tupleset_sym, [&](const Tuple& t) {
@@ -1154,6 +1172,10 @@ Engine::Engine(Model model) : model_(std::move(model)) {
 
 namespace {
 
+// Types with at most this many lists have all of them prefetched on
+// entering one of their objects (ModelSyms::local).
+constexpr size_t kPrefetchAllLists = 6;
+
 std::shared_ptr<const internal::ModelSyms> BuildModelSyms(
     const Model& model, const std::map<std::string, RelationReach, std::less<>>& reach, const internal::SetData& data) {
   auto out = std::make_shared<internal::ModelSyms>();
@@ -1220,6 +1242,16 @@ std::shared_ptr<const internal::ModelSyms> BuildModelSyms(
           }
         }
         if (!rel.directly_related.empty()) local.push_back(rs);
+        // A walk usually reads more of the object's lists than the ones
+        // this relation starts with (a parent reached through `x from
+        // parent` is asked for x, then for what other paths lead to): for
+        // a type with few lists, fetch them all.
+        std::vector<Sym> all;
+        for (const auto& other : td.relations) {
+          if (other.directly_related.empty()) continue;
+          if (Sym os = find(other.name); os != 0) all.push_back(os);
+        }
+        if (all.size() <= kPrefetchAllLists) local.insert(local.end(), all.begin(), all.end());
         std::sort(local.begin(), local.end());
         local.erase(std::unique(local.begin(), local.end()), local.end());
       }
@@ -1293,6 +1325,8 @@ Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& re
   ev.set_syms(syms.get(), data.next_sym);
   boost::unordered_flat_set<uint64_t> read_pairs;
   if (reads != nullptr) ev.set_reads(&read_pairs);
+  overlay.view().PrefetchFind(tk.object);
+  overlay.view().PrefetchFind(tk.user);
   const Sym o = overlay.Intern(tk.object), r = overlay.Intern(tk.relation), u = overlay.Intern(tk.user);
   Eval e = ev.ProvenShallow(o, r, u) ? Eval{State::kTrue, {}, {}} : ev.Check(o, r, u, 0);
   if (e.state == State::kError) return e.error;

@@ -2,6 +2,7 @@
 // storage shared by tuples.cc and engine.cc. Not part of the public API.
 #pragma once
 
+#include <algorithm>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 #include <cstdint>
@@ -87,20 +88,28 @@ struct OrItem {
 // tuples in Segment::by_key.
 inline constexpr uint32_t kShortList = 32;
 
+// Lists up to this long are also kept in their OrEntry (so in the table's
+// own cache line): most lists are this short, and reading one then costs
+// the one (prefetchable) table access.
+inline constexpr uint32_t kInlineItems = 3;
+
 struct OrEntry {
   Range all;       // into Segment::or_list
   Range usersets;  // into Segment::or_usersets: the userset-user tuples of `all`
   uint32_t wildcards = 0;  // tuples of `all` whose user is a wildcard
   uint64_t modified = 0;  // revision of the last write touching (object, relation) here; 0: none
+  OrItem first[kInlineItems] = {};  // the items of `all` when all.count <= kInlineItems (OrTable::Build)
 };
 
 // An immutable open-addressing table (linear probing, keys inline with
-// their entries) for the hottest index: a lookup usually touches one cache
-// line, where boost::unordered_flat_map touches its metadata and then its
-// element array. Key 0 is "empty" (Pair(object, relation) is never 0).
+// their entries, one cache line per slot) for the hottest index: a lookup
+// usually touches one cache line, where boost::unordered_flat_map touches its
+// metadata and then its element array. Key 0 is "empty" (Pair(object,
+// relation) is never 0).
 class OrTable {
  public:
-  void Build(const boost::unordered_flat_map<uint64_t, OrEntry>& from);
+  // `or_list` is the segment's, for the entries' inline items.
+  void Build(const boost::unordered_flat_map<uint64_t, OrEntry>& from, const std::vector<OrItem>& or_list);
   const OrEntry* Find(uint64_t key) const {
     if (count_ == 0) return nullptr;
     for (size_t i = Hash(key) & mask_;; i = (i + 1) & mask_) {
@@ -112,9 +121,7 @@ class OrTable {
   // Starts loading the slot a Find(key) would look at first.
   void Prefetch(uint64_t key) const {
     if (count_ == 0) return;
-    const char* p = reinterpret_cast<const char*>(&slots_[Hash(key) & mask_]);
-    __builtin_prefetch(p);
-    __builtin_prefetch(p + sizeof(Slot) - 1);
+    __builtin_prefetch(&slots_[Hash(key) & mask_]);
   }
   template <typename F>
   void ForEach(F&& f) const {
@@ -127,10 +134,11 @@ class OrTable {
   size_t bytes() const { return slots_.capacity() * sizeof(Slot); }
 
  private:
-  struct Slot {
+  struct alignas(64) Slot {
     uint64_t key = 0;
     OrEntry entry;
   };
+  static_assert(sizeof(Slot) == 64);
   static size_t Hash(uint64_t k) {
     k ^= k >> 33;
     k *= 0xff51afd7ed558ccdULL;
@@ -142,27 +150,65 @@ class OrTable {
   size_t count_ = 0;
 };
 
-struct Segment;
-
-// Heterogeneous lookup of a symbol by its text, hashed once for every segment.
+// Lookup of a symbol by its text, hashed once for every segment.
 struct SymKey {
   std::string_view text;
   size_t hash;
 };
-struct SymHash {
-  using is_transparent = void;
-  const Segment* seg;
-  size_t operator()(Sym s) const;
-  size_t operator()(const SymKey& k) const { return k.hash; }
-};
-struct SymEq {
-  using is_transparent = void;
-  const Segment* seg;
-  bool operator()(Sym a, Sym b) const { return a == b; }
-  bool operator()(const SymKey& k, Sym s) const;
-  bool operator()(Sym s, const SymKey& k) const { return (*this)(k, s); }
-};
 size_t HashText(std::string_view s);
+
+// A segment's text -> symbol index: open addressing (linear probing) whose
+// slots carry part of the hash and the text's place in the segment's
+// `chars`, so that a hit costs the slot and the text (two cache misses where
+// a hash set of symbols costs four: metadata, element, the symbol's end
+// offset, its text) and a miss usually the slot alone.
+class SymTable {
+ public:
+  Sym Find(const SymKey& key, const std::string& chars) const {
+    if (count_ == 0) return 0;
+    const uint32_t tag = Tag(key.hash);
+    for (size_t i = key.hash & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.tag == 0) return 0;
+      if (s.tag == tag && s.len == key.text.size() && chars.compare(s.begin, s.len, key.text) == 0) return s.sym;
+    }
+  }
+  void Prefetch(size_t hash) const {
+    if (count_ != 0) __builtin_prefetch(&slots_[hash & mask_]);
+  }
+  // `sym`'s text is chars[begin, begin + len); it must not be in the table.
+  void Insert(size_t hash, Sym sym, uint32_t begin, uint32_t len, const std::string& chars) {
+    if ((count_ + 1) * 10 > slots_.size() * 7) Resize(std::max<size_t>(16, slots_.size() * 2), chars);
+    Place({Tag(hash), sym, begin, len}, hash);
+    ++count_;
+  }
+  void Reserve(size_t n, const std::string& chars) {
+    size_t cap = std::max<size_t>(16, slots_.size());
+    while (n * 10 > cap * 7) cap *= 2;
+    if (cap != slots_.size()) Resize(cap, chars);
+  }
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  size_t bytes() const { return slots_.capacity() * sizeof(Slot); }
+
+ private:
+  struct Slot {
+    uint32_t tag = 0;  // 0: empty
+    Sym sym = 0;
+    uint32_t begin = 0;
+    uint32_t len = 0;
+  };
+  static uint32_t Tag(size_t hash) { return static_cast<uint32_t>(hash >> 32) | 1; }
+  void Place(const Slot& slot, size_t hash) {
+    size_t i = hash & mask_;
+    while (slots_[i].tag != 0) i = (i + 1) & mask_;
+    slots_[i] = slot;
+  }
+  void Resize(size_t cap, const std::string& chars);  // cap: a power of two
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t count_ = 0;
+};
 
 // One immutable layer of a TupleSet: the tuples written by a run of Writes,
 // the symbols those writes introduced, the deletions of older tuples, and
@@ -178,7 +224,7 @@ struct Segment {
   std::string chars;
   std::vector<uint32_t> sym_end;  // end offset in `chars` of each symbol
   std::vector<SymInfo> sym_info;
-  boost::unordered_flat_set<Sym, SymHash, SymEq> sym_index;
+  SymTable sym_index;
 
   std::vector<Tuple> tuples;  // by seq
   std::vector<OrItem> or_list;
@@ -214,6 +260,11 @@ struct Segment {
   size_t MemoryBytes() const;
 };
 
+// The items of an entry's `all` list, in insertion order.
+inline const OrItem* ItemsOf(const Segment& s, const OrEntry& e) {
+  return e.all.count <= kInlineItems ? e.first : s.or_list.data() + e.all.begin;
+}
+
 // A TupleSet version: the segments, oldest first. Segments hold disjoint,
 // increasing seq and symbol ranges.
 struct SetData {
@@ -235,6 +286,12 @@ class View {
   Sym next_sym() const { return next_sym_; }
   Sym Find(std::string_view text) const;  // 0 when absent ("" is 0 too)
   Sym Find(const SymKey& key) const;
+  // Starts loading what a Find of `text` looks at first (several request
+  // strings are then looked up in parallel rather than one after the other).
+  void PrefetchFind(std::string_view text) const {
+    const size_t hash = HashText(text);
+    for (const Segment* s : segs_) s->sym_index.Prefetch(hash);
+  }
   std::string_view Text(Sym s) const;
   // By value: a request overlay may grow (and move) its symbol table.
   SymInfo Info(Sym s) const;
@@ -278,6 +335,26 @@ class View {
   void Prefetch(Sym o, Sym r) const {
     const uint64_t key = Pair(o, r);
     for (const Segment* s : segs_) s->by_or.Prefetch(key);
+  }
+  // Starts loading the tuples of (object, relation) (the first few) and
+  // their users' SymInfo, and calls on_user(user) for each (a hint: the
+  // tuples are about to be read and their users looked up).
+  template <typename F>
+  void PrefetchTuples(Sym o, Sym r, F&& on_user) const {
+    const uint64_t key = Pair(o, r);
+    for (const Segment* s : segs_) {
+      const OrEntry* e = s->by_or.Find(key);
+      if (e == nullptr) continue;
+      const OrItem* items = ItemsOf(*s, *e);
+      for (uint32_t k = 0; k < e->all.count && k < kInlineItems; ++k) {
+        __builtin_prefetch(&s->tuples[items[k].tuple]);
+        PrefetchInfo(items[k].user);
+        on_user(items[k].user);
+      }
+    }
+  }
+  void PrefetchInfo(Sym sym) const {
+    if (const Segment* s = sym == 0 ? nullptr : SegmentOf(sym)) __builtin_prefetch(&s->sym_info[sym - s->sym_first]);
   }
   // Whether some tuple (of any version of the segments, so possibly a
   // deleted one) has this user, an object of this type and this relation.
@@ -360,9 +437,17 @@ class View {
       const Segment& s = *segs_[i];
       const OrEntry* e = s.by_or.Find(key);
       if (e == nullptr) continue;
-      const Range& rg = usersets ? e->usersets : e->all;
-      for (uint32_t k = 0; k < rg.count; ++k) {
-        const Tuple& t = s.tuples[usersets ? s.or_usersets[rg.begin + k] : s.or_list[rg.begin + k].tuple];
+      if (usersets) {
+        for (uint32_t k = 0; k < e->usersets.count; ++k) {
+          const Tuple& t = s.tuples[s.or_usersets[e->usersets.begin + k]];
+          if (Deleted(i, t.seq)) continue;
+          if (!f(t)) return;
+        }
+        continue;
+      }
+      const OrItem* items = ItemsOf(s, *e);
+      for (uint32_t k = 0; k < e->all.count; ++k) {
+        const Tuple& t = s.tuples[items[k].tuple];
         if (Deleted(i, t.seq)) continue;
         if (!f(t)) return;
       }

@@ -147,10 +147,17 @@ Status ValidateTuple(const Model& model, const TupleKey& tuple) {
 namespace internal {
 
 size_t HashText(std::string_view s) { return std::hash<std::string_view>{}(s); }
-size_t SymHash::operator()(Sym s) const { return HashText(seg->Text(s)); }
-bool SymEq::operator()(const SymKey& k, Sym s) const { return seg->Text(s) == k.text; }
 
-Segment::Segment() : sym_index(0, SymHash{this}, SymEq{this}) {}
+void SymTable::Resize(size_t cap, const std::string& chars) {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(cap, Slot{});
+  mask_ = cap - 1;
+  for (const Slot& s : old) {
+    if (s.tag != 0) Place(s, HashText(std::string_view(chars).substr(s.begin, s.len)));
+  }
+}
+
+Segment::Segment() = default;
 
 size_t Segment::MemoryBytes() const {
   auto map_bytes = [](const auto& m) {
@@ -158,7 +165,7 @@ size_t Segment::MemoryBytes() const {
     return m.bucket_count() * (sizeof(V) + 1);
   };
   return sizeof(Segment) + chars.capacity() + sym_end.capacity() * 4 + sym_info.capacity() * sizeof(SymInfo) +
-         map_bytes(sym_index) + tuples.capacity() * sizeof(Tuple) + or_list.capacity() * sizeof(OrItem) + (or_usersets.capacity() +
+         sym_index.bytes() + tuples.capacity() * sizeof(Tuple) + or_list.capacity() * sizeof(OrItem) + (or_usersets.capacity() +
          user_list.capacity() + entity_list.capacity() + userset_list.capacity() + utr_list.capacity()) * 4 + by_or.bytes() +
          map_bytes(by_user) + map_bytes(by_key) + map_bytes(by_user_type_relation) + map_bytes(tombstones) + map_bytes(mentions) +
          map_bytes(entities_by_type) + map_bytes(usersets_by_base);
@@ -184,9 +191,7 @@ Sym View::Find(const SymKey& key) const {
   if (key.text.empty()) return 0;
   for (auto it = segs_.rbegin(); it != segs_.rend(); ++it) {
     const Segment& s = **it;
-    if (s.sym_index.empty()) continue;
-    auto f = s.sym_index.find(key);
-    if (f != s.sym_index.end()) return *f;
+    if (Sym f = s.sym_index.Find(key, s.chars); f != 0) return f;
   }
   return 0;
 }
@@ -227,9 +232,10 @@ const Tuple* View::FindIn(const SegEntry* entries, size_t n, Sym o, Sym r, Sym u
     const Range& rg = entries[k].entry->all;
     const Tuple* t = nullptr;
     if (rg.count <= kShortList) {
+      const OrItem* items = ItemsOf(s, *entries[k].entry);
       for (uint32_t j = 0; j < rg.count; ++j) {
-        if (s.or_list[rg.begin + j].user == u) {
-          t = &s.tuples[s.or_list[rg.begin + j].tuple];
+        if (items[j].user == u) {
+          t = &s.tuples[items[j].tuple];
           break;
         }
       }
@@ -296,7 +302,7 @@ Sym SegmentBuilder::Intern(std::string_view text) {
     if (Sym s = older->Find(key); s != 0) return s;
   }
   Segment& s = *seg;
-  if (auto it = s.sym_index.find(key); it != s.sym_index.end()) return *it;
+  if (Sym found = s.sym_index.Find(key, s.chars); found != 0) return found;
   // The parts first (they get their own, lower ids).
   SymInfo info;
   if (auto u = ParseUser(text)) {
@@ -313,10 +319,11 @@ Sym SegmentBuilder::Intern(std::string_view text) {
   }
   const Sym id = s.sym_first + static_cast<Sym>(s.sym_info.size());
   if (info.kind == SymKind::kObject) info.base = id;
+  const auto begin = static_cast<uint32_t>(s.chars.size());
   s.chars.append(text);
   s.sym_end.push_back(static_cast<uint32_t>(s.chars.size()));
   s.sym_info.push_back(info);
-  s.sym_index.insert(id);
+  s.sym_index.Insert(key.hash, id, begin, static_cast<uint32_t>(text.size()), s.chars);
   return id;
 }
 
@@ -403,7 +410,7 @@ std::shared_ptr<const Segment> SegmentBuilder::Finish(std::vector<Tuple> tuples,
       s.by_key.emplace(Triple{t.object, t.relation, t.user}, s.or_list[e.all.begin + j].tuple);
     }
   }
-  s.by_or.Build(by_or);
+  s.by_or.Build(by_or, s.or_list);
 
   boost::unordered::erase_if(mentions, [](const auto& kv) { return kv.second == 0; });
   s.mentions = std::move(mentions);
@@ -453,7 +460,7 @@ struct TupleSet::Data : SetData {
 namespace internal {
 const SetData& TupleSetAccess::Data(const TupleSet& t) { return *t.data_; }
 
-void OrTable::Build(const boost::unordered_flat_map<uint64_t, OrEntry>& from) {
+void OrTable::Build(const boost::unordered_flat_map<uint64_t, OrEntry>& from, const std::vector<OrItem>& or_list) {
   size_t cap = 8;
   while (cap * 7 < from.size() * 10) cap *= 2;  // load <= 0.7
   slots_.assign(from.empty() ? 0 : cap, Slot{});
@@ -463,6 +470,9 @@ void OrTable::Build(const boost::unordered_flat_map<uint64_t, OrEntry>& from) {
     size_t i = Hash(k) & mask_;
     while (slots_[i].key != 0) i = (i + 1) & mask_;
     slots_[i] = Slot{k, e};
+    if (e.all.count <= kInlineItems) {
+      std::copy_n(or_list.begin() + e.all.begin, e.all.count, slots_[i].entry.first);
+    }
   }
 }
 }  // namespace internal
@@ -499,8 +509,13 @@ std::shared_ptr<const Segment> Merge(const SetData& d, size_t i) {
   for (uint32_t e : b.sym_end) m.sym_end.push_back(e + shift);
   m.sym_info = a.sym_info;
   m.sym_info.insert(m.sym_info.end(), b.sym_info.begin(), b.sym_info.end());
-  m.sym_index.reserve(m.sym_info.size());
-  for (size_t k = 0; k < m.sym_info.size(); ++k) m.sym_index.insert(m.sym_first + static_cast<Sym>(k));
+  m.sym_index.Reserve(m.sym_info.size(), m.chars);
+  for (size_t k = 0; k < m.sym_info.size(); ++k) {
+    const uint32_t begin = k == 0 ? 0 : m.sym_end[k - 1];
+    const uint32_t len = m.sym_end[k] - begin;
+    m.sym_index.Insert(internal::HashText(std::string_view(m.chars).substr(begin, len)), m.sym_first + static_cast<Sym>(k), begin,
+                       len, m.chars);
+  }
 
   std::vector<Tuple> tuples;
   tuples.reserve(a.tuples.size() + b.tuples.size());
