@@ -814,9 +814,19 @@ class Evaluator {
       return Eval::False();
     }
     Eval found;
-    view_.ForUsersetsIn(entries, n, [&](const Tuple& t) {
-      if (t.user == user) return true;  // the exact tuple, done above
-      const SymInfo tu = view_.Info(t.user);
+    view_.ForUsersetItemsIn(entries, n, [&](const internal::Segment::UsersetItem& item, auto&& tuple) {
+      if (item.user == user) return true;  // the exact tuple, done above
+      const SymInfo tu = view_.Info(item.user);
+      // An unconditional userset the user cannot be in (outside its cone):
+      // not allowed, known without reading the tuple. (A conditional one
+      // has its condition evaluated first, whose error counts.)
+      if (!item.conditional && reads_ == nullptr && Admitted(rel, tu, 0) &&
+          !InCone(tu.type, tu.relation, user, ui, tu.base)) {
+        return true;
+      }
+      const Tuple* found_tuple = tuple();
+      if (found_tuple == nullptr) return true;  // deleted
+      const Tuple& t = *found_tuple;
       if (!Admitted(rel, tu, t.condition)) return true;
       if (t.condition != 0) {
         Eval c = ConditionHolds(t);
@@ -826,7 +836,7 @@ class Evaluator {
         }
       }
       // A userset the user cannot be in (outside its cone): not allowed.
-      if (reads_ == nullptr && !InCone(view_.Info(tu.base).type, tu.relation, user, ui, tu.base)) return true;
+      if (reads_ == nullptr && !InCone(tu.type, tu.relation, user, ui, tu.base)) return true;
       Eval e = Dispatch(tu.base, tu.relation, user, depth + 1);
       if (e.state == State::kTrue) {
         found = std::move(e);

@@ -101,11 +101,14 @@ struct OrEntry {
   OrItem first[kInlineItems] = {};  // the items of `all` when all.count <= kInlineItems (OrTable::Build)
 };
 
-// An immutable open-addressing table (linear probing, keys inline with
-// their entries, one cache line per slot) for the hottest index: a lookup
-// usually touches one cache line, where boost::unordered_flat_map touches its
-// metadata and then its element array. Key 0 is "empty" (Pair(object,
-// relation) is never 0).
+// An immutable open-addressing table (linear probing) for the hottest
+// index. The keys are an array of their own, eight to a cache line, so that
+// a probe sequence (long for an absent key at this load: most lookups are,
+// as a Check asks every segment) usually stays in one line; the entries are
+// a parallel array of one cache line each. A lookup touches the key line
+// and, when found, the entry's line; Prefetch starts both for the key's home
+// slot, where most keys sit. Key 0 is "empty" (Pair(object, relation) is
+// never 0).
 class OrTable {
  public:
   // `or_list` is the segment's, for the entries' inline items.
@@ -113,39 +116,40 @@ class OrTable {
   const OrEntry* Find(uint64_t key) const {
     if (count_ == 0) return nullptr;
     for (size_t i = Hash(key) & mask_;; i = (i + 1) & mask_) {
-      const Slot& s = slots_[i];
-      if (s.key == key) return &s.entry;
-      if (s.key == 0) return nullptr;
+      if (keys_[i] == key) return &entries_[i].entry;
+      if (keys_[i] == 0) return nullptr;
     }
   }
-  // Starts loading the slot a Find(key) would look at first.
+  // Starts loading what a Find(key) would look at first.
   void Prefetch(uint64_t key) const {
     if (count_ == 0) return;
-    __builtin_prefetch(&slots_[Hash(key) & mask_]);
+    const size_t i = Hash(key) & mask_;
+    __builtin_prefetch(&keys_[i]);
+    __builtin_prefetch(&entries_[i]);
   }
   template <typename F>
   void ForEach(F&& f) const {
-    for (const Slot& s : slots_) {
-      if (s.key != 0) f(s.key, s.entry);
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      if (keys_[i] != 0) f(keys_[i], entries_[i].entry);
     }
   }
   size_t size() const { return count_; }
   bool empty() const { return count_ == 0; }
-  size_t bytes() const { return slots_.capacity() * sizeof(Slot); }
+  size_t bytes() const { return keys_.capacity() * sizeof(uint64_t) + entries_.capacity() * sizeof(Line); }
 
  private:
-  struct alignas(64) Slot {
-    uint64_t key = 0;
+  struct alignas(64) Line {
     OrEntry entry;
   };
-  static_assert(sizeof(Slot) == 64);
+  static_assert(sizeof(Line) == 64);
   static size_t Hash(uint64_t k) {
     k ^= k >> 33;
     k *= 0xff51afd7ed558ccdULL;
     k ^= k >> 33;
     return static_cast<size_t>(k);
   }
-  std::vector<Slot> slots_;
+  std::vector<uint64_t> keys_;
+  std::vector<Line> entries_;
   size_t mask_ = 0;
   size_t count_ = 0;
 };
@@ -229,6 +233,13 @@ struct Segment {
   std::vector<Tuple> tuples;  // by seq
   std::vector<OrItem> or_list;
   std::vector<uint32_t> or_usersets;
+  // Beside or_usersets (same index): the tuple's user, and whether it has a
+  // condition, so that a userset can be ruled out without reading its tuple.
+  struct UsersetItem {
+    Sym user;
+    bool conditional;
+  };
+  std::vector<UsersetItem> or_userset_items;
   OrTable by_or;  // Pair(object, relation) -> entry
   std::vector<uint32_t> user_list;
   boost::unordered_flat_map<Sym, Range> by_user;
@@ -393,6 +404,31 @@ class View {
   // The live tuple with user `u` given the entries from Entries (newest
   // first, as FindKey).
   const Tuple* FindIn(const SegEntry* entries, size_t n, Sym o, Sym r, Sym u) const;
+  // The userset tuples of the entries, in insertion order, as f(item,
+  // tuple) where item is the Segment::UsersetItem and tuple() reads the
+  // tuple (nullptr when a newer segment deleted it): a caller that can rule
+  // the userset out from the item never reads the tuple. The users' SymInfo
+  // are prefetched together first.
+  template <typename F>
+  void ForUsersetItemsIn(const SegEntry* entries, size_t n, F&& f) const {
+    for (size_t k = 0; k < n; ++k) {
+      const Segment& s = *segs_[entries[k].seg];
+      const Range& rg = entries[k].entry->usersets;
+      for (uint32_t j = 0; j < rg.count && j < 8; ++j) PrefetchInfo(s.or_userset_items[rg.begin + j].user);
+    }
+    for (size_t k = 0; k < n; ++k) {
+      const size_t seg = entries[k].seg;
+      const Segment& s = *segs_[seg];
+      const Range& rg = entries[k].entry->usersets;
+      for (uint32_t j = 0; j < rg.count; ++j) {
+        auto tuple = [&]() -> const Tuple* {
+          const Tuple& t = s.tuples[s.or_usersets[rg.begin + j]];
+          return Deleted(seg, t.seq) ? nullptr : &t;
+        };
+        if (!f(s.or_userset_items[rg.begin + j], tuple)) return;
+      }
+    }
+  }
   // The userset tuples of the entries, in insertion order.
   template <typename F>
   void ForUsersetsIn(const SegEntry* entries, size_t n, F&& f) const {

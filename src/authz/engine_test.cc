@@ -760,5 +760,37 @@ TEST(EngineChain, ListObjectsIsWhatCheckAllowsOnRandomUnionModels) {
   RecordProperty("checks_past_depth", static_cast<int>(too_deep));
 }
 
+
+// A userset tuple with a condition has its condition evaluated before the
+// userset is ruled out, so a missing parameter fails the Check even for a
+// user outside the group (as OpenFGA evaluates it on reading the tuple);
+// an unconditional userset outside the user's reach is ruled out unread.
+TEST(EngineUsersets, ConditionalUsersetErrorsCountEvenOutsideTheGroup) {
+  Model m;
+  m.types.push_back({"user", {}, 0});
+  m.types.push_back({"group", {Rel("member", This(), {T("user"), Set("group", "member")})}, 0});
+  TypeRestriction conditional = Set("group", "member");
+  conditional.condition = "c";
+  m.types.push_back({"doc", {Rel("viewer", This(), {T("user"), conditional, Set("group", "member")})}, 0});
+  m.conditions.push_back({"c", {{"x", "int", {}}}, "x < 10", 0});
+  Engine engine(m);
+  TupleSet tuples;
+  ASSERT_TRUE(tuples.Write(m, {Tk("group:g", "member", "user:a"), Tk("group:h", "member", "user:c"),
+                               Tk("doc:1", "viewer", "group:g#member", "c"), Tk("doc:2", "viewer", "group:h#member")})
+                  .ok());
+  auto missing = engine.Check(tuples, {Tk("doc:1", "viewer", "user:b"), {}, "", false});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(OpenFgaErrorCode(missing.status()), 2000) << missing.status().ToString();
+  EXPECT_FALSE(engine.Check(tuples, {Tk("doc:1", "viewer", "user:b"), {}, R"({"x": 5})", false})->allowed);
+  EXPECT_TRUE(engine.Check(tuples, {Tk("doc:1", "viewer", "user:a"), {}, R"({"x": 5})", false})->allowed);
+  EXPECT_FALSE(engine.Check(tuples, {Tk("doc:1", "viewer", "user:a"), {}, R"({"x": 50})", false})->allowed);
+  // Unconditional: in and out of the group, and after the membership is
+  // deleted in a newer write.
+  EXPECT_TRUE(engine.Check(tuples, {Tk("doc:2", "viewer", "user:c"), {}, "", false})->allowed);
+  EXPECT_FALSE(engine.Check(tuples, {Tk("doc:2", "viewer", "user:a"), {}, "", false})->allowed);
+  ASSERT_TRUE(tuples.Write(m, {}, {Tk("doc:2", "viewer", "group:h#member")}).ok());
+  EXPECT_FALSE(engine.Check(tuples, {Tk("doc:2", "viewer", "user:c"), {}, "", false})->allowed);
+}
+
 }  // namespace
 }  // namespace aigis::authz

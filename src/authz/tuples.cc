@@ -165,7 +165,7 @@ size_t Segment::MemoryBytes() const {
     return m.bucket_count() * (sizeof(V) + 1);
   };
   return sizeof(Segment) + chars.capacity() + sym_end.capacity() * 4 + sym_info.capacity() * sizeof(SymInfo) +
-         sym_index.bytes() + tuples.capacity() * sizeof(Tuple) + or_list.capacity() * sizeof(OrItem) + (or_usersets.capacity() +
+         sym_index.bytes() + tuples.capacity() * sizeof(Tuple) + or_list.capacity() * sizeof(OrItem) + or_userset_items.capacity() * sizeof(Segment::UsersetItem) + (or_usersets.capacity() +
          user_list.capacity() + entity_list.capacity() + userset_list.capacity() + utr_list.capacity()) * 4 + by_or.bytes() +
          map_bytes(by_user) + map_bytes(by_key) + map_bytes(by_user_type_relation) + map_bytes(tombstones) + map_bytes(mentions) +
          map_bytes(entities_by_type) + map_bytes(usersets_by_base);
@@ -436,6 +436,8 @@ std::shared_ptr<const Segment> SegmentBuilder::Finish(std::vector<Tuple> tuples,
   s.tombstones = std::move(tombstones);
   s.or_list.shrink_to_fit();
   for (auto* v : {&s.or_usersets, &s.user_list, &s.entity_list, &s.userset_list, &s.utr_list}) v->shrink_to_fit();
+  s.or_userset_items.reserve(s.or_usersets.size());
+  for (uint32_t i : s.or_usersets) s.or_userset_items.push_back({s.tuples[i].user, s.tuples[i].condition != 0});
   return std::move(seg);
 }
 
@@ -463,16 +465,16 @@ const SetData& TupleSetAccess::Data(const TupleSet& t) { return *t.data_; }
 void OrTable::Build(const boost::unordered_flat_map<uint64_t, OrEntry>& from, const std::vector<OrItem>& or_list) {
   size_t cap = 8;
   while (cap * 7 < from.size() * 10) cap *= 2;  // load <= 0.7
-  slots_.assign(from.empty() ? 0 : cap, Slot{});
+  keys_.assign(from.empty() ? 0 : cap, 0);
+  entries_.assign(from.empty() ? 0 : cap, Line{});
   mask_ = cap - 1;
   count_ = from.size();
   for (const auto& [k, e] : from) {
     size_t i = Hash(k) & mask_;
-    while (slots_[i].key != 0) i = (i + 1) & mask_;
-    slots_[i] = Slot{k, e};
-    if (e.all.count <= kInlineItems) {
-      std::copy_n(or_list.begin() + e.all.begin, e.all.count, slots_[i].entry.first);
-    }
+    while (keys_[i] != 0) i = (i + 1) & mask_;
+    keys_[i] = k;
+    entries_[i].entry = e;
+    if (e.all.count <= kInlineItems) std::copy_n(or_list.begin() + e.all.begin, e.all.count, entries_[i].entry.first);
   }
 }
 }  // namespace internal
