@@ -47,7 +47,7 @@ bench-identity: build
 
 # The authz engine on a generated 1M-tuple organisation: Check p50/p99 per
 # kind, ListObjects, bytes per tuple, SQLite load (bench/results/authz.md).
-# About 1-2 minutes; the report is also written to build/bench-authz.txt.
+# About 2-3 minutes; the report is also written to build/bench-authz.txt.
 AUTHZ_BENCH = build/bench/authz/aigis_authz_benchmark --benchmark_min_time=1 \
   --benchmark_out=build/bench-authz.txt --benchmark_out_format=console
 

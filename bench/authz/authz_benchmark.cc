@@ -23,7 +23,7 @@
 //                                load is then measured on what was written)
 //
 // `make bench-authz` runs it on the release build with
-// --benchmark_min_time=1 (1-2 minutes; bench/results/authz.md).
+// --benchmark_min_time=1 (2-3 minutes; bench/results/authz.md).
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <malloc.h>
