@@ -108,15 +108,18 @@ struct RelationReach {
   std::vector<std::tuple<std::string, std::string, std::string>> parents;               // (type, tupleset, P)
 };
 
-RelationReach ComputeReach(const Model& model, const TypeDefinition& td, const Relation& relation) {
-  RelationReach out;
-  std::vector<std::pair<const TypeDefinition*, const Relation*>> todo;
-  std::set<const Relation*> seen;
-  auto add = [&](const TypeDefinition* t, std::string_view rel) {
-    const Relation* r = t ? t->Find(rel) : nullptr;
-    if (r != nullptr && seen.insert(r).second) todo.emplace_back(t, r);
+// Walks the rewrite tree of `relation` and those of the relations `visit`
+// adds (each relation once): visit(type, relation, node, add) is called on
+// every node, a node before its operands; add(type, relation) queues a
+// relation (either may be null: ignored). Returns false as soon as visit
+// does.
+template <typename Visit>
+bool WalkRelations(const TypeDefinition& td, const Relation& relation, Visit&& visit) {
+  std::vector<std::pair<const TypeDefinition*, const Relation*>> todo = {{&td, &relation}};
+  std::set<const Relation*> seen = {&relation};
+  auto add = [&](const TypeDefinition* t, const Relation* r) {
+    if (t != nullptr && r != nullptr && seen.insert(r).second) todo.emplace_back(t, r);
   };
-  add(&td, relation.name);
   while (!todo.empty()) {
     auto [t, r] = todo.back();
     todo.pop_back();
@@ -124,36 +127,51 @@ RelationReach ComputeReach(const Model& model, const TypeDefinition& td, const R
     while (!nodes.empty()) {
       const authz::Rewrite* n = nodes.back();
       nodes.pop_back();
-      using K = authz::Rewrite::Kind;
-      switch (n->kind) {
-        case K::kThis:
-          for (const auto& tr : r->directly_related) {
-            if (!tr.relation.empty()) {
-              if (!tr.condition.empty()) out.unsafe = true;
-              out.usersets.emplace_back(t->name, r->name, tr.type, tr.relation);
-              add(model.Find(tr.type), tr.relation);
-            } else {
-              out.ends.emplace_back(t->name, r->name, tr.type);
-            }
-          }
-          break;
-        case K::kComputed:
-          add(t, n->relation);
-          break;
-        case K::kTupleToUserset:
-          if (const Relation* ts = t->Find(n->tupleset)) {
-            for (const auto& tr : ts->directly_related) {
-              if (!tr.condition.empty()) out.unsafe = true;
-              out.parents.emplace_back(t->name, ts->name, tr.type);
-              add(model.Find(tr.type), n->relation);
-            }
-          }
-          break;
-        default:
-          for (const auto& c : n->children) nodes.push_back(&c);
-      }
+      if (!visit(*t, *r, *n, add)) return false;
+      for (const auto& c : n->children) nodes.push_back(&c);
     }
   }
+  return true;
+}
+
+// `name` on type `t` (null when either is missing).
+const Relation* RelationNamed(const TypeDefinition* t, std::string_view name) { return t ? t->Find(name) : nullptr; }
+
+RelationReach ComputeReach(const Model& model, const TypeDefinition& td, const Relation& relation) {
+  RelationReach out;
+  WalkRelations(td, relation, [&](const TypeDefinition& t, const Relation& r, const authz::Rewrite& n, auto&& add) {
+    using K = authz::Rewrite::Kind;
+    switch (n.kind) {
+      case K::kThis:
+        for (const auto& tr : r.directly_related) {
+          if (!tr.relation.empty()) {
+            if (!tr.condition.empty()) out.unsafe = true;
+            out.usersets.emplace_back(t.name, r.name, tr.type, tr.relation);
+            const TypeDefinition* y = model.Find(tr.type);
+            add(y, RelationNamed(y, tr.relation));
+          } else {
+            out.ends.emplace_back(t.name, r.name, tr.type);
+          }
+        }
+        break;
+      case K::kComputed:
+        add(&t, t.Find(n.relation));
+        break;
+      case K::kTupleToUserset:
+        if (const Relation* ts = t.Find(n.tupleset)) {
+          for (const auto& tr : ts->directly_related) {
+            if (!tr.condition.empty()) out.unsafe = true;
+            out.parents.emplace_back(t.name, ts->name, tr.type);
+            const TypeDefinition* p = model.Find(tr.type);
+            add(p, RelationNamed(p, n.relation));
+          }
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  });
   auto dedup = [](auto& v) {
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -192,63 +210,52 @@ struct ChainPlan {
 // or a conditional restriction lies under it.
 std::optional<ChainPlan> PlanChain(const Model& model, const TypeDefinition& td, const Relation& relation) {
   ChainPlan out;
-  std::vector<std::pair<const TypeDefinition*, const Relation*>> todo = {{&td, &relation}};
-  std::set<const Relation*> seen = {&relation};
-  auto add = [&](const TypeDefinition* t, const Relation* r) {
-    if (seen.insert(r).second) todo.emplace_back(t, r);
-  };
-  using K = authz::Rewrite::Kind;
   using E = ChainPlan::EdgeKind;
-  while (!todo.empty()) {
-    auto [t, r] = todo.back();
-    todo.pop_back();
-    std::vector<const authz::Rewrite*> nodes = {&r->rewrite};
-    while (!nodes.empty()) {
-      const authz::Rewrite* n = nodes.back();
-      nodes.pop_back();
-      switch (n->kind) {
-        case K::kThis:
-          if (r->directly_related.empty()) break;
-          out.direct.push_back({t->name, r->name, r->directly_related});
-          for (const auto& tr : r->directly_related) {
-            if (!tr.condition.empty()) return std::nullopt;
-            if (tr.relation.empty()) continue;
-            const TypeDefinition* y = model.Find(tr.type);
-            const Relation* yr = y ? y->Find(tr.relation) : nullptr;
-            if (yr == nullptr) continue;
-            out.edges.push_back({E::kUserset, tr.type, tr.relation, t->name, r->name, ""});
-            add(y, yr);
-          }
-          break;
-        case K::kComputed:
-          if (const Relation* c = t->Find(n->relation)) {
-            out.edges.push_back({E::kComputed, t->name, c->name, t->name, r->name, ""});
-            add(t, c);
-          }
-          break;
-        case K::kTupleToUserset: {
-          const Relation* ts = t->Find(n->tupleset);
-          if (ts == nullptr) break;
+  const bool ok = WalkRelations(td, relation, [&](const TypeDefinition& t, const Relation& r,
+                                                  const authz::Rewrite& n, auto&& add) {
+    using K = authz::Rewrite::Kind;
+    switch (n.kind) {
+      case K::kThis:
+        if (r.directly_related.empty()) break;
+        out.direct.push_back({t.name, r.name, r.directly_related});
+        for (const auto& tr : r.directly_related) {
+          if (!tr.condition.empty()) return false;
+          if (tr.relation.empty()) continue;
+          const TypeDefinition* y = model.Find(tr.type);
+          const Relation* yr = RelationNamed(y, tr.relation);
+          if (yr == nullptr) continue;
+          out.edges.push_back({E::kUserset, tr.type, tr.relation, t.name, r.name, ""});
+          add(y, yr);
+        }
+        break;
+      case K::kComputed:
+        if (const Relation* c = t.Find(n.relation)) {
+          out.edges.push_back({E::kComputed, t.name, c->name, t.name, r.name, ""});
+          add(&t, c);
+        }
+        break;
+      case K::kTupleToUserset:
+        if (const Relation* ts = t.Find(n.tupleset)) {
           for (const auto& tr : ts->directly_related) {
-            if (!tr.condition.empty()) return std::nullopt;
+            if (!tr.condition.empty()) return false;
             if (!tr.relation.empty() || tr.wildcard) continue;  // Check follows plain objects only
             const TypeDefinition* p = model.Find(tr.type);
-            const Relation* pr = p ? p->Find(n->relation) : nullptr;
+            const Relation* pr = RelationNamed(p, n.relation);
             if (pr == nullptr) continue;
-            out.edges.push_back({E::kTupleset, tr.type, pr->name, t->name, r->name, ts->name});
+            out.edges.push_back({E::kTupleset, tr.type, pr->name, t.name, r.name, ts->name});
             add(p, pr);
           }
-          break;
         }
-        case K::kUnion:
-          for (const auto& c : n->children) nodes.push_back(&c);
-          break;
-        case K::kIntersection:
-        case K::kDifference:
-          return std::nullopt;
-      }
+        break;
+      case K::kUnion:
+        break;
+      case K::kIntersection:
+      case K::kDifference:
+        return false;
     }
-  }
+    return true;
+  });
+  if (!ok) return std::nullopt;
   return out;
 }
 
