@@ -4,6 +4,9 @@ wrk.method = "POST"
 wrk.path = "/v1/chat/completions"
 wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
 wrk.headers["Content-Type"] = "application/json"
+-- aigis needs a caller (run.sh exports the bench agent's API key); nginx
+-- and the fake upstream ignore the header.
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or "")
 
 function done(summary, latency, requests)
   local e = summary.errors

@@ -257,7 +257,9 @@ log "baseline nginx pid $NGINX_PID on 127.0.0.1:$NGINX_PORT (workers: $(pgrep -P
 mkdir -p "$WORK/aigis"
 sed -e "s|@DIR@|$WORK/aigis|g" -e "s|@THREADS@|$BENCH_THREADS|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
     "$HERE/aigis.yaml.in" >"$WORK/aigis/aigis.yaml"
-"${PIN_PROXY[@]}" "$AIGIS_BIN" serve --config "$WORK/aigis/aigis.yaml" --ports-file "$WORK/aigis/ports.json" \
+AIGIS_MASTER_KEY=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=') \
+AIGIS_ADMIN_TOKEN=$(head -c 32 /dev/urandom | base64 | tr -d '=+/') \
+  "${PIN_PROXY[@]}" "$AIGIS_BIN" serve --config "$WORK/aigis/aigis.yaml" --ports-file "$WORK/aigis/ports.json" \
   >"$WORK/aigis/aigis.log" 2>&1 &
 AIGIS_PID=$!
 SERVER_PIDS+=("$AIGIS_PID")
@@ -269,6 +271,9 @@ done
 [[ -s $WORK/aigis/ports.json ]] || { cat "$WORK/aigis/aigis.log" >&2; die "aigis did not write its ports file within 10 s"; }
 AIGIS_PORT=$(sed -n 's/.*"proxy":\([0-9]*\).*/\1/p' "$WORK/aigis/ports.json")
 [[ -n $AIGIS_PORT ]] || die "cannot read the proxy port from $(cat "$WORK/aigis/ports.json")"
+[[ -s $WORK/aigis/agent.key ]] || die "aigis did not write the bench agent's API key"
+BENCH_KEY=$(cat "$WORK/aigis/agent.key")
+export BENCH_KEY  # chat.lua sends it
 sleep 0.3
 AIGIS_RSS_IDLE=$(rss_kb "$AIGIS_PID")
 log "aigis pid $AIGIS_PID on 127.0.0.1:$AIGIS_PORT"
@@ -277,6 +282,7 @@ log "aigis pid $AIGIS_PID on 127.0.0.1:$AIGIS_PORT"
 check() {  # check NAME PORT
   local out code
   out=$(curl -sS --max-time 5 -o "$WORK/check-$1.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+        -H "Authorization: Bearer $BENCH_KEY" \
         --data "$REQUEST_BODY" "http://127.0.0.1:$2/v1/chat/completions" 2>&1) || true
   code=${out: -3}
   if [[ $code != 200 ]] || ! grep -q '"usage"' "$WORK/check-$1.json" 2>/dev/null; then
