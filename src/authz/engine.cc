@@ -1342,9 +1342,11 @@ Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& re
   ev.set_syms(syms.get(), data.next_sym);
   boost::unordered_flat_set<uint64_t> read_pairs;
   if (reads != nullptr) ev.set_reads(&read_pairs);
-  overlay.view().PrefetchFind(tk.object);
-  overlay.view().PrefetchFind(tk.user);
-  const Sym o = overlay.Intern(tk.object), r = overlay.Intern(tk.relation), u = overlay.Intern(tk.user);
+  const internal::SymKey object_key{tk.object, internal::HashText(tk.object)};
+  const internal::SymKey user_key{tk.user, internal::HashText(tk.user)};
+  overlay.view().PrefetchFind(object_key);
+  overlay.view().PrefetchFind(user_key);
+  const Sym o = overlay.Intern(object_key), r = overlay.Intern(tk.relation), u = overlay.Intern(user_key);
   Eval e = ev.ProvenShallow(o, r, u) ? Eval{State::kTrue, {}, {}} : ev.Check(o, r, u, 0);
   if (e.state == State::kError) return e.error;
   CheckResult res;

@@ -297,11 +297,10 @@ class View {
   Sym next_sym() const { return next_sym_; }
   Sym Find(std::string_view text) const;  // 0 when absent ("" is 0 too)
   Sym Find(const SymKey& key) const;
-  // Starts loading what a Find of `text` looks at first (several request
+  // Starts loading what a Find of `key` looks at first (several request
   // strings are then looked up in parallel rather than one after the other).
-  void PrefetchFind(std::string_view text) const {
-    const size_t hash = HashText(text);
-    for (const Segment* s : segs_) s->sym_index.Prefetch(hash);
+  void PrefetchFind(const SymKey& key) const {
+    for (const Segment* s : segs_) s->sym_index.Prefetch(key.hash);
   }
   std::string_view Text(Sym s) const;
   // By value: a request overlay may grow (and move) its symbol table.
@@ -429,19 +428,6 @@ class View {
       }
     }
   }
-  // The userset tuples of the entries, in insertion order.
-  template <typename F>
-  void ForUsersetsIn(const SegEntry* entries, size_t n, F&& f) const {
-    for (size_t k = 0; k < n; ++k) {
-      const Segment& s = *segs_[entries[k].seg];
-      const Range& rg = entries[k].entry->usersets;
-      for (uint32_t j = 0; j < rg.count; ++j) {
-        const Tuple& t = s.tuples[s.or_usersets[rg.begin + j]];
-        if (Deleted(entries[k].seg, t.seq)) continue;
-        if (!f(t)) return;
-      }
-    }
-  }
   uint64_t ModifiedAt(Sym o, Sym r) const;
   int64_t MentionCount(Sym entity) const;
   // Entities of a type with live mentions (each once, unordered).
@@ -527,7 +513,8 @@ class Overlay {
  public:
   explicit Overlay(const SetData& base);
   Status AddTuples(const Model& model, const std::vector<TupleKey>& contextual);
-  Sym Intern(std::string_view text);
+  Sym Intern(std::string_view text) { return Intern(SymKey{text, HashText(text)}); }
+  Sym Intern(const SymKey& key);
   const View& view() const { return view_; }
   bool has_tuples() const { return has_tuples_; }
 

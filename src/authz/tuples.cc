@@ -513,10 +513,10 @@ std::shared_ptr<const Segment> Merge(const SetData& d, size_t i) {
   m.sym_info.insert(m.sym_info.end(), b.sym_info.begin(), b.sym_info.end());
   m.sym_index.Reserve(m.sym_info.size(), m.chars);
   for (size_t k = 0; k < m.sym_info.size(); ++k) {
-    const uint32_t begin = k == 0 ? 0 : m.sym_end[k - 1];
-    const uint32_t len = m.sym_end[k] - begin;
-    m.sym_index.Insert(internal::HashText(std::string_view(m.chars).substr(begin, len)), m.sym_first + static_cast<Sym>(k), begin,
-                       len, m.chars);
+    const Sym id = m.sym_first + static_cast<Sym>(k);
+    const std::string_view text = m.Text(id);
+    m.sym_index.Insert(internal::HashText(text), id, static_cast<uint32_t>(text.data() - m.chars.data()),
+                       static_cast<uint32_t>(text.size()), m.chars);
   }
 
   std::vector<Tuple> tuples;
@@ -762,9 +762,10 @@ Status Overlay::AddTuples(const Model& model, const std::vector<TupleKey>& conte
   return Status::Ok();
 }
 
-Sym Overlay::Intern(std::string_view text) {
+Sym Overlay::Intern(const SymKey& key) {
+  const std::string_view text = key.text;
   if (text.empty()) return 0;
-  if (Sym s = view_.Find(text); s != 0) return s;
+  if (Sym s = view_.Find(key); s != 0) return s;
   if (!extra_) {
     extra_ = std::make_shared<Segment>();
     extra_->sym_first = view_.next_sym();
