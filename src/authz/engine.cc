@@ -275,12 +275,13 @@ struct Engine::Conditions {
 namespace internal {
 
 // A step of Evaluator::BuildCone: from an object of `from_type` (its
-// userset "object#<suffix>", or the object itself when suffix is empty) to
-// the objects of the list (type, relation) holding it.
+// userset "object#<via>" when `userset`, else the object itself) to the
+// objects of the list (type, relation) holding it.
 struct ConeStep {
   Sym type, relation;  // the list's object type and relation
   Sym from_type;       // the type of the object stepped from
-  std::string suffix;  // "#s" for a userset step, "" for a parent step
+  Sym via;             // the userset's relation (a userset step)
+  bool userset;
 };
 
 // The model's names resolved to the symbols of one store lineage, built
@@ -420,6 +421,8 @@ class Evaluator {
         }
       }
     }
+    // The object's lists load while MayReach reads the user's index.
+    Prefetch(object, oi.type, relation);
     // (Not when recording reads for the CheckCache: the pruning rests on
     // every list of a type, not on the lists read.)
     if (!explain_ && !strict_conditions_ && !ignore_wildcards_ && reads_ == nullptr &&
@@ -431,7 +434,6 @@ class Evaluator {
       if (explain_ && trace_.size() < kMaxTraceSteps) trace_.push_back(std::string(depth, ' ') + "cycle at " + KeyText(key));
       return Eval::Cycle();
     }
-    Prefetch(object, oi.type, relation);
     const uint64_t cycles_before = cycles_;
     const uint64_t skipped_before = skipped_;
     const int saved_subtree_max = subtree_max_;
@@ -599,19 +601,19 @@ class Evaluator {
     const Sym wildcard = ui.kind == SymKind::kObject ? WildcardOf(ui.type) : 0;
     std::vector<Sym> todo;
     bool overflow = false;
-    auto reach = [&](const Tuple& t) {
+    auto reach = [&](Sym object) {
       if (cone->objects.size() >= kMaxCone) {
         overflow = true;
         return;
       }
-      if (cone->objects.insert(t.object).second) todo.push_back(t.object);
+      if (cone->objects.insert(object).second) todo.push_back(object);
     };
     std::vector<internal::ConeStep> local_steps;
     if (shared != nullptr) {
       for (const auto& [ts, rs, ut] : shared->ends) {
         if (ut != ui.type || !Valid(ts) || !Valid(rs)) continue;
-        view_.ForUserTypeRelation(user, ts, rs, reach);
-        if (wildcard != 0) view_.ForUserTypeRelation(wildcard, ts, rs, reach);
+        view_.ForUserTypeRelationObjects(user, ts, rs, reach);
+        if (wildcard != 0) view_.ForUserTypeRelationObjects(wildcard, ts, rs, reach);
       }
     } else {
       const std::string_view user_type = view_.Text(ui.type);
@@ -619,16 +621,17 @@ class Evaluator {
         if (ut != user_type) continue;
         Sym ts = view_.Find(t), rs = view_.Find(r);
         if (ts == 0 || rs == 0) continue;
-        view_.ForUserTypeRelation(user, ts, rs, reach);
-        if (wildcard != 0) view_.ForUserTypeRelation(wildcard, ts, rs, reach);
+        view_.ForUserTypeRelationObjects(user, ts, rs, reach);
+        if (wildcard != 0) view_.ForUserTypeRelationObjects(wildcard, ts, rs, reach);
       }
       for (const auto& [t, r, y, srel] : rr->usersets) {
         Sym ts = view_.Find(t), rs = view_.Find(r), ys = view_.Find(y);
-        if (ts != 0 && rs != 0 && ys != 0) local_steps.push_back({ts, rs, ys, "#" + srel});
+        Sym vs = view_.Find(srel);
+        if (ts != 0 && rs != 0 && ys != 0 && vs != 0) local_steps.push_back({ts, rs, ys, vs, true});
       }
       for (const auto& [t, tupleset, p] : rr->parents) {
         Sym ts = view_.Find(t), rs = view_.Find(tupleset), ps = view_.Find(p);
-        if (ts != 0 && rs != 0 && ps != 0) local_steps.push_back({ts, rs, ps, ""});
+        if (ts != 0 && rs != 0 && ps != 0) local_steps.push_back({ts, rs, ps, 0, false});
       }
     }
     const std::vector<internal::ConeStep>& steps = shared ? shared->steps : local_steps;
@@ -638,15 +641,12 @@ class Evaluator {
       const Sym otype = view_.Info(o).type;
       for (const internal::ConeStep& st : steps) {
         if (st.from_type != otype) continue;
-        if (shared != nullptr && (!Valid(st.type) || !Valid(st.relation))) continue;  // absent from the base
-        Sym via = o;
-        if (!st.suffix.empty()) {
-          std::string us(view_.Text(o));
-          us.append(st.suffix);
-          via = view_.Find(us);
-          if (via == 0) continue;
+        if (shared != nullptr && (!Valid(st.type) || !Valid(st.relation) || (st.userset && !Valid(st.via)))) {
+          continue;  // absent from the base
         }
-        view_.ForUserTypeRelation(via, st.type, st.relation, reach);
+        // From o, or from its userset "o#<via>" when some tuple uses it.
+        const Sym from = st.userset ? view_.UsersetOf(o, st.via) : o;
+        if (from != 0) view_.ForUserTypeRelationObjects(from, st.type, st.relation, reach);
       }
     }
     cone->prune = !overflow;
@@ -1115,12 +1115,12 @@ std::optional<std::vector<Sym>> ChainObjects(const ChainPlan& plan, Overlay& ove
       return out;
   }
 
-  std::vector<Sym> usersets;
   for (size_t i = 0; i < queue.size() && !too_deep; ++i) {
     const Node n = queue[i];
     auto it = edges.find(internal::Pair(n.type, n.relation));
     if (it == edges.end()) continue;
-    bool usersets_found = false;
+    Sym userset = 0;  // n.object#n.relation, when some tuple uses it
+    bool userset_found = false;
     for (const Edge& e : it->second) {
       auto lead = [&](const Tuple& t) {
         if (t.condition == 0) grant(t.object, e.to_type, e.to_relation, n.depth + 1);
@@ -1130,14 +1130,11 @@ std::optional<std::vector<Sym>> ChainObjects(const ChainPlan& plan, Overlay& ove
           grant(n.object, n.type, e.to_relation, n.depth + 1);
           break;
         case ChainPlan::EdgeKind::kUserset:
-          if (!usersets_found) {
-            usersets_found = true;
-            usersets.clear();
-            view.ForUsersetsOf(n.object, [&](Sym us) {
-              if (view.Info(us).relation == n.relation) usersets.push_back(us);
-            });
+          if (!userset_found) {
+            userset_found = true;
+            userset = view.UsersetOf(n.object, n.relation);
           }
-          for (Sym us : usersets) view.ForUserTypeRelation(us, e.to_type, e.to_relation, lead);
+          if (userset != 0) view.ForUserTypeRelation(userset, e.to_type, e.to_relation, lead);
           break;
         case ChainPlan::EdgeKind::kTupleset:
           view.ForUserTypeRelation(n.object, e.to_type, e.tupleset, lead);
@@ -1284,10 +1281,10 @@ std::shared_ptr<const internal::ModelSyms> BuildModelSyms(
       };
       for (const auto& [t, r, ut] : rr.ends) x.ends.push_back({note(find(t)), note(find(r)), note(find(ut))});
       for (const auto& [t, r, y, srel] : rr.usersets) {
-        x.steps.push_back({note(find(t)), note(find(r)), note(find(y)), "#" + srel});
+        x.steps.push_back({note(find(t)), note(find(r)), note(find(y)), note(find(srel)), true});
       }
       for (const auto& [t, tupleset, p] : rr.parents) {
-        x.steps.push_back({note(find(t)), note(find(tupleset)), note(find(p)), ""});
+        x.steps.push_back({note(find(t)), note(find(tupleset)), note(find(p)), 0, false});
       }
     }
   }

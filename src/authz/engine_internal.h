@@ -248,6 +248,7 @@ struct Segment {
   // seq order): a user's tuples in the lists of one type and relation.
   boost::unordered_flat_map<Triple, Range, TripleHash> by_user_type_relation;
   std::vector<uint32_t> utr_list;
+  std::vector<Sym> utr_objects;  // beside utr_list: the tuple's object (read without the tuple)
   boost::unordered_flat_set<uint32_t> tombstones;  // seqs of older tuples deleted here
   // Net count of live tuples mentioning an entity ("type:id" as object, user
   // or userset base; "type:*" as user) added by this segment (negative for
@@ -259,6 +260,8 @@ struct Segment {
   // Userset symbols ("o#r") used as tuple users here, by their base object.
   std::vector<Sym> userset_list;
   boost::unordered_flat_map<Sym, Range> usersets_by_base;
+  // The same usersets by Pair(base, relation).
+  boost::unordered_flat_map<uint64_t, Sym> userset_of;
 
   size_t sym_count() const { return sym_info.size(); }
   bool HasSym(Sym s) const { return s >= sym_first && s - sym_first < sym_info.size(); }
@@ -384,6 +387,36 @@ class View {
       }
     }
   }
+  // The objects of the live tuples with this user, an object of this type
+  // and this relation (as ForUserTypeRelation, reading a tuple only to see
+  // whether a newer segment deleted it).
+  template <typename F>
+  void ForUserTypeRelationObjects(Sym user, Sym type, Sym relation, F&& f) const {
+    const Triple key{user, type, relation};
+    for (size_t i = 0; i < segs_.size(); ++i) {
+      const Segment& s = *segs_[i];
+      if (s.by_user_type_relation.empty()) continue;
+      auto it = s.by_user_type_relation.find(key);
+      if (it == s.by_user_type_relation.end()) continue;
+      const bool deletions = DeletionsAfter(i);
+      for (uint32_t k = 0; k < it->second.count; ++k) {
+        const uint32_t at = it->second.begin + k;
+        if (deletions && Deleted(i, s.tuples[s.utr_list[at]].seq)) continue;
+        f(s.utr_objects[at]);
+      }
+    }
+  }
+  // The symbol "base#relation" when some tuple (of any version of the
+  // segments) has it as its user, else 0.
+  Sym UsersetOf(Sym base, Sym relation) const {
+    const uint64_t key = Pair(base, relation);
+    for (const Segment* s : segs_) {
+      if (s->userset_of.empty()) continue;
+      auto it = s->userset_of.find(key);
+      if (it != s->userset_of.end()) return it->second;
+    }
+    return 0;
+  }
   bool MayHaveUserIn(Sym user, Sym type, Sym relation) const {
     const Triple key{user, type, relation};
     for (const Segment* s : segs_) {
@@ -446,6 +479,12 @@ class View {
   TupleView ToView(const Tuple& t) const;
 
  private:
+  bool DeletionsAfter(size_t seg) const {
+    for (size_t j = seg + 1; j < segs_.size(); ++j) {
+      if (!segs_[j]->tombstones.empty()) return true;
+    }
+    return false;
+  }
   bool Deleted(size_t seg, uint32_t seq) const {
     for (size_t j = seg + 1; j < segs_.size(); ++j) {
       if (!segs_[j]->tombstones.empty() && segs_[j]->tombstones.contains(seq)) return true;

@@ -166,9 +166,10 @@ size_t Segment::MemoryBytes() const {
   };
   return sizeof(Segment) + chars.capacity() + sym_end.capacity() * 4 + sym_info.capacity() * sizeof(SymInfo) +
          sym_index.bytes() + tuples.capacity() * sizeof(Tuple) + or_list.capacity() * sizeof(OrItem) + or_userset_items.capacity() * sizeof(Segment::UsersetItem) + (or_usersets.capacity() +
-         user_list.capacity() + entity_list.capacity() + userset_list.capacity() + utr_list.capacity()) * 4 + by_or.bytes() +
+         user_list.capacity() + entity_list.capacity() + userset_list.capacity() + utr_list.capacity() +
+          utr_objects.capacity()) * 4 + by_or.bytes() +
          map_bytes(by_user) + map_bytes(by_key) + map_bytes(by_user_type_relation) + map_bytes(tombstones) + map_bytes(mentions) +
-         map_bytes(entities_by_type) + map_bytes(usersets_by_base);
+         map_bytes(entities_by_type) + map_bytes(usersets_by_base) + map_bytes(userset_of);
 }
 
 View::View(const SetData& d) {
@@ -432,10 +433,14 @@ std::shared_ptr<const Segment> SegmentBuilder::Finish(std::vector<Tuple> tuples,
   Group(usersets.size(), s.usersets_by_base, s.userset_list,
         [&](size_t i) { return std::optional<Sym>(info(usersets[i]).base); }, [](Range& r) -> Range& { return r; });
   for (uint32_t& u : s.userset_list) u = usersets[u];
+  s.userset_of.reserve(usersets.size());
+  for (Sym u : usersets) s.userset_of.emplace(Pair(info(u).base, info(u).relation), u);
 
   s.tombstones = std::move(tombstones);
   s.or_list.shrink_to_fit();
   for (auto* v : {&s.or_usersets, &s.user_list, &s.entity_list, &s.userset_list, &s.utr_list}) v->shrink_to_fit();
+  s.utr_objects.reserve(s.utr_list.size());
+  for (uint32_t i : s.utr_list) s.utr_objects.push_back(s.tuples[i].object);
   s.or_userset_items.reserve(s.or_usersets.size());
   for (uint32_t i : s.or_usersets) s.or_userset_items.push_back({s.tuples[i].user, s.tuples[i].condition != 0});
   return std::move(seg);
