@@ -19,8 +19,10 @@
 //
 // Outside explain and ListUsers' modes, three shortcuts, each exact as to
 // "allowed" (see Engine's contract for what they do to errors):
-// * a shallow pass first (ProvenShallow): the walk without userset tuples
-//   and exclusions, which finds most grants at a fraction of the cost;
+// * a shallow pass first (ShallowPass): the walk without userset tuples
+//   and exclusions, which finds most grants at a fraction of the cost, and
+//   refutes the check when the userset tuples it skipped are all ones the
+//   full walk would rule out unread (InCone, below);
 // * MayReach: a sub-check whose user is in none of the lists its rewrites
 //   can end in (per type and relation, from the model) is "not allowed";
 // * InCone: before following a userset tuple `o#r`, whether o is among the
@@ -374,12 +376,36 @@ class Evaluator {
   // A grant it finds is a grant of the full walk (each step it takes is one
   // the full walk takes, and unions are monotone); anything else (not
   // proven, cycle, error) says nothing, and the caller runs the full walk.
-  bool ProvenShallow(Sym object, Sym relation, Sym user) {
-    if (explain_ || strict_conditions_ || ignore_wildcards_) return false;
+  //
+  // It can also refute: when the walk found nothing and skipped only
+  // unconditional userset tuples, each of which the full walk would rule
+  // out unread (outside the user's cone, or not admitted), the full walk
+  // would find nothing either.
+  enum class Shallow { kProven, kRefuted, kUnknown };
+  Shallow ShallowPass(Sym object, Sym relation, Sym user) {
+    if (explain_ || strict_conditions_ || ignore_wildcards_) return Shallow::kUnknown;
     shallow_ = true;
+    skipped_sites_.clear();
+    skipped_other_ = false;
     Eval e = Check(object, relation, user, 0);
     shallow_ = false;
-    return e.state == State::kTrue;
+    if (e.state == State::kTrue) return Shallow::kProven;
+    if (e.state != State::kFalse || skipped_other_ || reads_ != nullptr) return Shallow::kUnknown;
+    const SymInfo ui = view_.Info(user);
+    for (const SkippedSite& site : skipped_sites_) {
+      View::SegEntry entries[View::kMaxEntries];
+      const size_t n = view_.Entries(site.object, site.relsym, entries);
+      bool open = false;
+      view_.ForUsersetItemsIn(entries, n, [&](const internal::Segment::UsersetItem& item, auto&&) {
+        if (item.user == user) return true;  // the exact tuple, which the pass read
+        const SymInfo tu = view_.Info(item.user);
+        open = item.conditional ||
+               (Admitted(*site.rel, tu, 0) && InCone(tu.type, tu.relation, user, ui, tu.base));
+        return !open;
+      });
+      if (open) return Shallow::kUnknown;
+    }
+    return Shallow::kRefuted;
   }
 
   // Starts loading the tuple lists on `object` (of type `type`) that
@@ -758,6 +784,7 @@ class Evaluator {
       case K::kDifference: {
         if (shallow_) {
           ++skipped_;
+          skipped_other_ = true;
           return Eval::False();  // not proven
         }
         if (node.children.size() != 2) return Eval::Error(Internal("malformed exclusion"));
@@ -815,9 +842,11 @@ class Evaluator {
     }
     if (shallow_) {
       // Not proven: usersets are not followed (and errors are not reported).
-      bool usersets = error.has_value();
+      bool usersets = false;
       for (size_t k = 0; k < n && !usersets; ++k) usersets = entries[k].entry->usersets.count > 0;
-      if (usersets) ++skipped_;
+      if (usersets) skipped_sites_.push_back({object, &rel, relsym});
+      if (error) skipped_other_ = true;
+      if (usersets || error) ++skipped_;
       return Eval::False();
     }
     Eval found;
@@ -1024,6 +1053,15 @@ class Evaluator {
   boost::unordered_flat_map<Triple, MemoEntry, TripleHash> shallow_memo_;
   bool shallow_ = false;
   uint64_t skipped_ = 0;  // shallow pass: steps a full walk would take that it skipped
+  // Shallow pass: the lists whose userset tuples it skipped, and whether it
+  // skipped anything else (an exclusion, a condition's error).
+  struct SkippedSite {
+    Sym object;
+    const Relation* rel;
+    Sym relsym;
+  };
+  std::vector<SkippedSite> skipped_sites_;
+  bool skipped_other_ = false;
   boost::unordered_flat_set<Triple, TripleHash> path_;
   std::vector<std::string> trace_;
 };
@@ -1344,7 +1382,18 @@ Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& re
   overlay.view().PrefetchFind(object_key);
   overlay.view().PrefetchFind(user_key);
   const Sym o = overlay.Intern(object_key), r = overlay.Intern(tk.relation), u = overlay.Intern(user_key);
-  Eval e = ev.ProvenShallow(o, r, u) ? Eval{State::kTrue, {}, {}} : ev.Check(o, r, u, 0);
+  Eval e;
+  switch (ev.ShallowPass(o, r, u)) {
+    case Evaluator::Shallow::kProven:
+      e = {State::kTrue, {}, {}};
+      break;
+    case Evaluator::Shallow::kRefuted:
+      e = Eval::False();
+      break;
+    case Evaluator::Shallow::kUnknown:
+      e = ev.Check(o, r, u, 0);
+      break;
+  }
   if (e.state == State::kError) return e.error;
   CheckResult res;
   res.allowed = e.state == State::kTrue;
@@ -1447,10 +1496,9 @@ Result<std::vector<std::string>> Engine::ListObjects(const TupleSet& tuples, std
   for (size_t i = 0; i < candidates.size(); ++i) {
     if (i + kAhead < candidates.size()) ev.Prefetch(candidates[i + kAhead], type_sym, rel);
     const Sym object = candidates[i];
-    if (ev.ProvenShallow(object, rel, user_sym)) {
-      allowed.push_back(view.Text(object));
-      continue;
-    }
+    const Evaluator::Shallow quick = ev.ShallowPass(object, rel, user_sym);
+    if (quick == Evaluator::Shallow::kProven) allowed.push_back(view.Text(object));
+    if (quick != Evaluator::Shallow::kUnknown) continue;
     Eval e = ev.Check(object, rel, user_sym, 0);
     if (e.state == State::kError) {
       std::string_view text = view.Text(object);
