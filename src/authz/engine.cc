@@ -455,17 +455,18 @@ class Evaluator {
         !MayReach(oi.type, relation, user, ui)) {
       return Eval::False();
     }
-    if (!path_.insert(key).second) {
+    if (std::find(path_.begin(), path_.end(), key) != path_.end()) {
       ++cycles_;
       if (explain_ && trace_.size() < kMaxTraceSteps) trace_.push_back(std::string(depth, ' ') + "cycle at " + KeyText(key));
       return Eval::Cycle();
     }
+    path_.push_back(key);
     const uint64_t cycles_before = cycles_;
     const uint64_t skipped_before = skipped_;
     const int saved_subtree_max = subtree_max_;
     subtree_max_ = depth;
     Eval e = Rewrite(object, *td, oi.type, *rel, relation, rel->rewrite, user, depth);
-    path_.erase(key);
+    path_.pop_back();
     // A definite result reached without meeting the current path does not
     // depend on how we got here: remember it (with the depth it needed, so
     // that a reuse deeper down still honours the depth limit).
@@ -1062,7 +1063,9 @@ class Evaluator {
   };
   std::vector<SkippedSite> skipped_sites_;
   bool skipped_other_ = false;
-  boost::unordered_flat_set<Triple, TripleHash> path_;
+  // The checks being evaluated, outermost first (at most kMaxDepth + 1
+  // deep, so a linear search beats hashing).
+  std::vector<Triple> path_;
   std::vector<std::string> trace_;
 };
 
