@@ -1362,6 +1362,14 @@ Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& re
 
 Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& request, internal::ReadSet* reads) const {
   const TupleKey& tk = request.tuple;
+  // The symbol table slots of the object and the user load while the
+  // request is validated.
+  const internal::SetData& data = internal::TupleSetAccess::Data(tuples);
+  Overlay overlay(data);
+  const internal::SymKey object_key{tk.object, internal::HashText(tk.object)};
+  const internal::SymKey user_key{tk.user, internal::HashText(tk.user)};
+  overlay.view().PrefetchFind(object_key);
+  overlay.view().PrefetchFind(user_key);
   auto obj = ParseObject(tk.object);
   if (!obj) return ValidationError("malformed object '" + tk.object + "'");
   const TypeDefinition* td = model_.Find(obj->first);
@@ -1370,8 +1378,6 @@ Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& re
     return ValidationError("relation '" + obj->first + "#" + tk.relation + "' is not in the model");
   }
   RETURN_IF_ERROR(ValidateRequestUser(model_, tk.user).status());
-  const internal::SetData& data = internal::TupleSetAccess::Data(tuples);
-  Overlay overlay(data);
   RETURN_IF_ERROR(overlay.AddTuples(model_, request.contextual_tuples));
 
   Evaluator ev(model_, overlay, request.explain, &conditions_->programs, &conditions_->errors, request.context);
@@ -1380,10 +1386,6 @@ Result<CheckResult> Engine::Check(const TupleSet& tuples, const CheckRequest& re
   ev.set_syms(syms.get(), data.next_sym);
   boost::unordered_flat_set<uint64_t> read_pairs;
   if (reads != nullptr) ev.set_reads(&read_pairs);
-  const internal::SymKey object_key{tk.object, internal::HashText(tk.object)};
-  const internal::SymKey user_key{tk.user, internal::HashText(tk.user)};
-  overlay.view().PrefetchFind(object_key);
-  overlay.view().PrefetchFind(user_key);
   const Sym o = overlay.Intern(object_key), r = overlay.Intern(tk.relation), u = overlay.Intern(user_key);
   Eval e;
   switch (ev.ShallowPass(o, r, u)) {
