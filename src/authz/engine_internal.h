@@ -369,42 +369,21 @@ class View {
   void PrefetchInfo(Sym sym) const {
     if (const Segment* s = sym == 0 ? nullptr : SegmentOf(sym)) __builtin_prefetch(&s->sym_info[sym - s->sym_first]);
   }
-  // Whether some tuple (of any version of the segments, so possibly a
-  // deleted one) has this user, an object of this type and this relation.
   // The live tuples with this user, an object of this type and this relation.
   template <typename F>
   void ForUserTypeRelation(Sym user, Sym type, Sym relation, F&& f) const {
-    const Triple key{user, type, relation};
-    for (size_t i = 0; i < segs_.size(); ++i) {
-      const Segment& s = *segs_[i];
-      if (s.by_user_type_relation.empty()) continue;
-      auto it = s.by_user_type_relation.find(key);
-      if (it == s.by_user_type_relation.end()) continue;
-      for (uint32_t k = 0; k < it->second.count; ++k) {
-        const Tuple& t = s.tuples[s.utr_list[it->second.begin + k]];
-        if (Deleted(i, t.seq)) continue;
-        f(t);
-      }
-    }
+    ForUserTypeRelationAt(user, type, relation, [&](size_t seg, const Segment& s, uint32_t at) {
+      const Tuple& t = s.tuples[s.utr_list[at]];
+      if (!Deleted(seg, t.seq)) f(t);
+    });
   }
-  // The objects of the live tuples with this user, an object of this type
-  // and this relation (as ForUserTypeRelation, reading a tuple only to see
+  // Their objects only (read beside the index; a tuple is read only to see
   // whether a newer segment deleted it).
   template <typename F>
   void ForUserTypeRelationObjects(Sym user, Sym type, Sym relation, F&& f) const {
-    const Triple key{user, type, relation};
-    for (size_t i = 0; i < segs_.size(); ++i) {
-      const Segment& s = *segs_[i];
-      if (s.by_user_type_relation.empty()) continue;
-      auto it = s.by_user_type_relation.find(key);
-      if (it == s.by_user_type_relation.end()) continue;
-      const bool deletions = DeletionsAfter(i);
-      for (uint32_t k = 0; k < it->second.count; ++k) {
-        const uint32_t at = it->second.begin + k;
-        if (deletions && Deleted(i, s.tuples[s.utr_list[at]].seq)) continue;
-        f(s.utr_objects[at]);
-      }
-    }
+    ForUserTypeRelationAt(user, type, relation, [&](size_t seg, const Segment& s, uint32_t at) {
+      if (!DeletionsAfter(seg) || !Deleted(seg, s.tuples[s.utr_list[at]].seq)) f(s.utr_objects[at]);
+    });
   }
   // The symbol "base#relation" when some tuple (of any version of the
   // segments) has it as its user, else 0.
@@ -417,6 +396,8 @@ class View {
     }
     return 0;
   }
+  // Whether some tuple (of any version of the segments, so possibly a
+  // deleted one) has this user, an object of this type and this relation.
   bool MayHaveUserIn(Sym user, Sym type, Sym relation) const {
     const Triple key{user, type, relation};
     for (const Segment* s : segs_) {
@@ -479,6 +460,19 @@ class View {
   TupleView ToView(const Tuple& t) const;
 
  private:
+  // f(segment index, segment, position in its utr_list) for each entry of
+  // (user, type, relation), deleted ones included.
+  template <typename F>
+  void ForUserTypeRelationAt(Sym user, Sym type, Sym relation, F&& f) const {
+    const Triple key{user, type, relation};
+    for (size_t i = 0; i < segs_.size(); ++i) {
+      const Segment& s = *segs_[i];
+      if (s.by_user_type_relation.empty()) continue;
+      auto it = s.by_user_type_relation.find(key);
+      if (it == s.by_user_type_relation.end()) continue;
+      for (uint32_t k = 0; k < it->second.count; ++k) f(i, s, it->second.begin + k);
+    }
+  }
   bool DeletionsAfter(size_t seg) const {
     for (size_t j = seg + 1; j < segs_.size(); ++j) {
       if (!segs_[j]->tombstones.empty()) return true;
