@@ -385,6 +385,7 @@ class Evaluator {
   Shallow ShallowPass(Sym object, Sym relation, Sym user) {
     if (explain_ || strict_conditions_ || ignore_wildcards_) return Shallow::kUnknown;
     shallow_ = true;
+    ++pass_;
     skipped_sites_.clear();
     skipped_other_ = false;
     Eval e = Check(object, relation, user, 0);
@@ -442,7 +443,12 @@ class Evaluator {
         if (hit != memo->end() && depth + hit->second.relative_depth <= Engine::kMaxDepth) {
           max_depth_ = std::max(max_depth_, depth + hit->second.relative_depth);
           subtree_max_ = std::max(subtree_max_, depth + hit->second.relative_depth);
-          if (memo == &shallow_memo_ && !hit->second.allowed) ++skipped_;  // "not proven" is not "not allowed"
+          if (memo == &shallow_memo_ && !hit->second.allowed) {
+            ++skipped_;  // "not proven" is not "not allowed"
+            // What an earlier pass (an earlier ListObjects candidate)
+            // skipped under it is not among this pass's skipped sites.
+            if (hit->second.pass != pass_) skipped_other_ = true;
+          }
           return {hit->second.allowed ? State::kTrue : State::kFalse, {}, {}};
         }
       }
@@ -475,7 +481,7 @@ class Evaluator {
     auto& memo = shallow_ && skipped_ != skipped_before ? shallow_memo_ : memo_;
     if (!explain_ && cycles_ == cycles_before && (e.state == State::kTrue || e.state == State::kFalse) &&
         memo.size() < kMaxMemoEntries) {
-      memo.emplace(key, MemoEntry{e.state == State::kTrue, subtree_max_ - depth});
+      memo.emplace(key, MemoEntry{e.state == State::kTrue, subtree_max_ - depth, pass_});
     }
     subtree_max_ = std::max(saved_subtree_max, subtree_max_);
     if (e.state == State::kTrue && explain_) e.chain.insert(e.chain.begin(), KeyText(key));
@@ -1048,6 +1054,7 @@ class Evaluator {
   struct MemoEntry {
     bool allowed;
     int relative_depth;
+    uint32_t pass;  // the shallow pass that stored it (shallow_memo_)
   };
   boost::unordered_flat_map<Triple, MemoEntry, TripleHash> memo_;  // (object, relation, user) -> result
   // Shallow pass: kTrue = proven, kFalse = not proven.
@@ -1063,6 +1070,7 @@ class Evaluator {
   };
   std::vector<SkippedSite> skipped_sites_;
   bool skipped_other_ = false;
+  uint32_t pass_ = 0;  // shallow passes run
   // The checks being evaluated, outermost first (at most kMaxDepth + 1
   // deep, so a linear search beats hashing).
   std::vector<Triple> path_;

@@ -794,3 +794,48 @@ TEST(EngineUsersets, ConditionalUsersetErrorsCountEvenOutsideTheGroup) {
 
 }  // namespace
 }  // namespace aigis::authz
+
+namespace aigis::authz {
+namespace {
+
+// ListObjects checks its candidates with one Evaluator, whose shallow memo
+// outlives each candidate's first pass. Here doc:1's pass leaves
+// folder:f#viewer as "not proven" (its userset tuple skipped) and doc:1's
+// full walk is granted before it reaches folder:f; doc:2's first pass then
+// meets folder:f only through that memo, and must not take the skipped
+// userset as ruled out.
+TEST(EngineUsersets, ListObjectsDoesNotRefuteThroughAnEarlierCandidatesMemo) {
+  auto m = ParseDsl(R"(model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user]
+type folder
+  relations
+    define viewer: [group#member]
+type doc
+  relations
+    define parent: [folder]
+    define allowed: [user:*]
+    define viewer: ([group#member] or viewer from parent) and allowed
+)");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  Engine engine(*m);
+  TupleSet tuples;
+  ASSERT_TRUE(tuples
+                  .Write(*m, {Tk("group:g", "member", "user:a"), Tk("folder:f", "viewer", "group:g#member"),
+                              Tk("doc:1", "viewer", "group:g#member"), Tk("doc:1", "parent", "folder:f"),
+                              Tk("doc:1", "allowed", "user:*"), Tk("doc:2", "parent", "folder:f"),
+                              Tk("doc:2", "allowed", "user:*")})
+                  .ok());
+  for (const char* d : {"doc:1", "doc:2"}) {
+    EXPECT_TRUE(engine.Check(tuples, {Tk(d, "viewer", "user:a"), {}, "", false})->allowed) << d;
+  }
+  auto listed = engine.ListObjects(tuples, "doc", "viewer", "user:a", {}, "");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_EQ(*listed, (std::vector<std::string>{"doc:1", "doc:2"}));
+}
+
+}  // namespace
+}  // namespace aigis::authz
