@@ -372,17 +372,22 @@ class View {
   // The live tuples with this user, an object of this type and this relation.
   template <typename F>
   void ForUserTypeRelation(Sym user, Sym type, Sym relation, F&& f) const {
-    ForUserTypeRelationAt(user, type, relation, [&](size_t seg, const Segment& s, uint32_t at) {
-      const Tuple& t = s.tuples[s.utr_list[at]];
-      if (!Deleted(seg, t.seq)) f(t);
+    ForUserTypeRelationAt(user, type, relation, [&](size_t seg, const Segment& s, const Range& range) {
+      for (uint32_t at = range.begin; at < range.begin + range.count; ++at) {
+        const Tuple& t = s.tuples[s.utr_list[at]];
+        if (!Deleted(seg, t.seq)) f(t);
+      }
     });
   }
   // Their objects only (read beside the index; a tuple is read only to see
   // whether a newer segment deleted it).
   template <typename F>
   void ForUserTypeRelationObjects(Sym user, Sym type, Sym relation, F&& f) const {
-    ForUserTypeRelationAt(user, type, relation, [&](size_t seg, const Segment& s, uint32_t at) {
-      if (!DeletionsAfter(seg) || !Deleted(seg, s.tuples[s.utr_list[at]].seq)) f(s.utr_objects[at]);
+    ForUserTypeRelationAt(user, type, relation, [&](size_t seg, const Segment& s, const Range& range) {
+      const bool deletions = DeletionsAfter(seg);
+      for (uint32_t at = range.begin; at < range.begin + range.count; ++at) {
+        if (!deletions || !Deleted(seg, s.tuples[s.utr_list[at]].seq)) f(s.utr_objects[at]);
+      }
     });
   }
   // The symbol "base#relation" when some tuple (of any version of the
@@ -460,8 +465,8 @@ class View {
   TupleView ToView(const Tuple& t) const;
 
  private:
-  // f(segment index, segment, position in its utr_list) for each entry of
-  // (user, type, relation), deleted ones included.
+  // f(segment index, segment, range of its utr_list) for each segment with
+  // entries for (user, type, relation), deleted ones included.
   template <typename F>
   void ForUserTypeRelationAt(Sym user, Sym type, Sym relation, F&& f) const {
     const Triple key{user, type, relation};
@@ -470,7 +475,7 @@ class View {
       if (s.by_user_type_relation.empty()) continue;
       auto it = s.by_user_type_relation.find(key);
       if (it == s.by_user_type_relation.end()) continue;
-      for (uint32_t k = 0; k < it->second.count; ++k) f(i, s, it->second.begin + k);
+      f(i, s, it->second);
     }
   }
   bool DeletionsAfter(size_t seg) const {

@@ -792,12 +792,6 @@ TEST(EngineUsersets, ConditionalUsersetErrorsCountEvenOutsideTheGroup) {
   EXPECT_FALSE(engine.Check(tuples, {Tk("doc:2", "viewer", "user:c"), {}, "", false})->allowed);
 }
 
-}  // namespace
-}  // namespace aigis::authz
-
-namespace aigis::authz {
-namespace {
-
 // ListObjects checks its candidates with one Evaluator, whose shallow memo
 // outlives each candidate's first pass. Here doc:1's pass leaves
 // folder:f#viewer as "not proven" (its userset tuple skipped) and doc:1's
