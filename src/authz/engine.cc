@@ -677,9 +677,12 @@ class Evaluator {
         if (shared != nullptr && (!Valid(st.type) || !Valid(st.relation) || (st.userset && !Valid(st.via)))) {
           continue;  // absent from the base
         }
-        // From o, or from its userset "o#<via>" when some tuple uses it.
-        const Sym from = st.userset ? view_.UsersetOf(o, st.via) : o;
-        if (from != 0) view_.ForUserTypeRelationObjects(from, st.type, st.relation, reach);
+        // From o itself, or from its userset "o#<via>".
+        if (st.userset) {
+          view_.ForUsersetStepObjects(o, st.via, st.type, st.relation, reach);
+        } else {
+          view_.ForUserTypeRelationObjects(o, st.type, st.relation, reach);
+        }
       }
     }
     cone->prune = !overflow;

@@ -69,6 +69,18 @@ struct Triple {
   Sym o, r, u;
   bool operator==(const Triple&) const = default;
 };
+// (base, relation) of a userset and (object type, relation) of a list.
+struct UsersetStepKey {
+  Sym base, via, type, relation;
+  bool operator==(const UsersetStepKey&) const = default;
+};
+struct UsersetStepHash {
+  size_t operator()(const UsersetStepKey& k) const {
+    uint64_t h = Pair(k.base, k.via) * 0x9E3779B97F4A7C15ULL;
+    h ^= (h >> 29) + Pair(k.type, k.relation) * 0xC2B2AE3D27D4EB4FULL;
+    return static_cast<size_t>(h ^ (h >> 32));
+  }
+};
 struct TripleHash {
   size_t operator()(const Triple& t) const {
     uint64_t h = Pair(t.o, t.r) * 0x9E3779B97F4A7C15ULL;
@@ -262,6 +274,13 @@ struct Segment {
   boost::unordered_flat_map<Sym, Range> usersets_by_base;
   // The same usersets by Pair(base, relation).
   boost::unordered_flat_map<uint64_t, Sym> userset_of;
+  // The tuples whose user is a userset "base#via", by (base, via, object
+  // type, relation): a step from an object through its userset into the
+  // lists of one type and relation, in one lookup (range of usl_list, tuple
+  // indexes; usl_objects beside it holds their objects).
+  boost::unordered_flat_map<UsersetStepKey, Range, UsersetStepHash> by_userset_step;
+  std::vector<uint32_t> usl_list;
+  std::vector<Sym> usl_objects;
 
   size_t sym_count() const { return sym_info.size(); }
   bool HasSym(Sym s) const { return s >= sym_first && s - sym_first < sym_info.size(); }
@@ -389,6 +408,22 @@ class View {
         if (!deletions || !Deleted(seg, s.tuples[s.utr_list[at]].seq)) f(s.utr_objects[at]);
       }
     });
+  }
+  // The objects of the live tuples whose user is the userset "base#via",
+  // of an object of this type and this relation.
+  template <typename F>
+  void ForUsersetStepObjects(Sym base, Sym via, Sym type, Sym relation, F&& f) const {
+    const UsersetStepKey key{base, via, type, relation};
+    for (size_t i = 0; i < segs_.size(); ++i) {
+      const Segment& s = *segs_[i];
+      if (s.by_userset_step.empty()) continue;
+      auto it = s.by_userset_step.find(key);
+      if (it == s.by_userset_step.end()) continue;
+      const bool deletions = DeletionsAfter(i);
+      for (uint32_t at = it->second.begin; at < it->second.begin + it->second.count; ++at) {
+        if (!deletions || !Deleted(i, s.tuples[s.usl_list[at]].seq)) f(s.usl_objects[at]);
+      }
+    }
   }
   // The symbol "base#relation" when some tuple (of any version of the
   // segments) has it as its user, else 0.

@@ -167,9 +167,9 @@ size_t Segment::MemoryBytes() const {
   return sizeof(Segment) + chars.capacity() + sym_end.capacity() * 4 + sym_info.capacity() * sizeof(SymInfo) +
          sym_index.bytes() + tuples.capacity() * sizeof(Tuple) + or_list.capacity() * sizeof(OrItem) + or_userset_items.capacity() * sizeof(Segment::UsersetItem) + (or_usersets.capacity() +
          user_list.capacity() + entity_list.capacity() + userset_list.capacity() + utr_list.capacity() +
-          utr_objects.capacity()) * 4 + by_or.bytes() +
+          utr_objects.capacity() + usl_list.capacity() + usl_objects.capacity()) * 4 + by_or.bytes() +
          map_bytes(by_user) + map_bytes(by_key) + map_bytes(by_user_type_relation) + map_bytes(tombstones) + map_bytes(mentions) +
-         map_bytes(entities_by_type) + map_bytes(usersets_by_base) + map_bytes(userset_of);
+         map_bytes(entities_by_type) + map_bytes(usersets_by_base) + map_bytes(userset_of) + map_bytes(by_userset_step);
 }
 
 View::View(const SetData& d) {
@@ -439,6 +439,16 @@ std::shared_ptr<const Segment> SegmentBuilder::Finish(std::vector<Tuple> tuples,
   s.tombstones = std::move(tombstones);
   s.or_list.shrink_to_fit();
   for (auto* v : {&s.or_usersets, &s.user_list, &s.entity_list, &s.userset_list, &s.utr_list}) v->shrink_to_fit();
+  Group(n, s.by_userset_step, s.usl_list,
+        [&](size_t i) -> std::optional<UsersetStepKey> {
+          const Tuple& t = s.tuples[i];
+          const SymInfo ui = info(t.user);
+          if (ui.kind != SymKind::kUserset) return std::nullopt;
+          return UsersetStepKey{ui.base, ui.relation, info(t.object).type, t.relation};
+        },
+        [](Range& r) -> Range& { return r; });
+  s.usl_objects.reserve(s.usl_list.size());
+  for (uint32_t i : s.usl_list) s.usl_objects.push_back(s.tuples[i].object);
   s.utr_objects.reserve(s.utr_list.size());
   for (uint32_t i : s.utr_list) s.utr_objects.push_back(s.tuples[i].object);
   s.or_userset_items.reserve(s.or_usersets.size());
