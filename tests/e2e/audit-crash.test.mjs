@@ -11,12 +11,13 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import {
-  AIGIS_BIN, baseConfig, makeTempDir, randomAdminToken, randomMasterKey, sleep, startAigis, within,
+  AIGIS_BIN, baseConfig, makeTempDir, randomAdminToken, randomMasterKey, sleep, startAigis, waitFor, within,
 } from './lib.mjs';
 
 const ROUNDS = 4;
 const WORKERS = 6;
 const MAX_REQUESTS_PER_ROUND = 3000;  // bounded even if the kill came late
+const MIN_ACKED_PER_ROUND = 15;  // the kill waits for these (at most 20 s)
 
 describe('audit log: kill -9 during traffic in sync mode', { timeout: 240_000 }, () => {
   let dataDir;
@@ -80,7 +81,12 @@ audit:
           }
         };
         const running = Array.from({ length: WORKERS }, (_, w) => worker(w));
-        await sleep(400 + Math.floor(Math.random() * 600));
+        // Kill during traffic, once this round has some acknowledged
+        // requests (a slow sanitizer build on a busy host may take seconds
+        // for the first ones), at a random point after that.
+        const before = acked.length;
+        await waitFor(() => acked.length - before >= MIN_ACKED_PER_ROUND, { timeoutMs: 20_000 });
+        await sleep(100 + Math.floor(Math.random() * 500));
         gw.signal('SIGKILL');
         stop = true;
         await within(gw.exited, 10_000);

@@ -375,6 +375,8 @@ export function readAuditRecords(auditDir) {
     const buf = fs.readFileSync(file);
     for (let at = 0; at + 4 <= buf.length;) {
       const len = buf.readUInt32LE(at);
+      // A running gateway may be writing the last frame while we read.
+      if (at + 4 + len > buf.length) break;
       out.push(JSON.parse(buf.subarray(at + 4, at + 4 + len).toString('utf8')));
       at += 4 + len;
     }
