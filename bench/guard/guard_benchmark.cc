@@ -18,8 +18,12 @@
 // `make bench-guard`; results in bench/results/guard.md.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
+#include <hs/hs.h>
+#include <re2/filtered_re2.h>
 #include <re2/re2.h>
 #include <re2/set.h>
+
+#include <algorithm>
 
 #include <cstdlib>
 #include <map>
@@ -256,10 +260,195 @@ void Screen4K(benchmark::State& state, bool screen) {
 void BM_Prompt4KParseOnly(benchmark::State& s) { Screen4K(s, false); }
 void BM_Prompt4KParseAndScreen(benchmark::State& s) { Screen4K(s, true); }
 
+// ------------------------------------------ gated detect (a prototype) ----
+//
+// A possible shape for the detect step, measured before any engine change
+// (bench/results/guard.md, "Gated detect"). RE2's FilteredRE2 works out,
+// for each request pattern, the literals ("atoms") a match must contain, as
+// an AND/OR formula. A Hyperscan literal database finds the atoms in a
+// piece, FilteredRE2 says which formulas pass, and only those patterns are
+// confirmed, each with a database of its own. Patterns without a formula
+// (no atom of at least `min_atom` bytes on some path: digit formats,
+// Unicode ranges) run together in one database on every piece. Setup checks
+// that it reports the same patterns as one database of all of them, piece
+// by piece, on both corpora.
+
+struct HsDeleter {
+  void operator()(hs_database_t* d) const { hs_free_database(d); }
+};
+using HsDb = std::unique_ptr<hs_database_t, HsDeleter>;
+
+HsDb CompileHs(const std::vector<std::string>& exprs, const std::vector<unsigned>& flags, bool literal) {
+  if (exprs.empty()) return nullptr;
+  std::vector<const char*> e;
+  std::vector<unsigned> ids;
+  std::vector<size_t> lens;
+  for (size_t i = 0; i < exprs.size(); ++i) {
+    e.push_back(exprs[i].c_str());
+    ids.push_back(static_cast<unsigned>(i));
+    lens.push_back(exprs[i].size());
+  }
+  hs_database_t* db = nullptr;
+  hs_compile_error_t* err = nullptr;
+  const hs_error_t rc =
+      literal ? hs_compile_lit_multi(e.data(), flags.data(), ids.data(), lens.data(), static_cast<unsigned>(e.size()),
+                                     HS_MODE_BLOCK, nullptr, &db, &err)
+              : hs_compile_multi(e.data(), flags.data(), ids.data(), static_cast<unsigned>(e.size()), HS_MODE_BLOCK,
+                                 nullptr, &db, &err);
+  if (rc != HS_SUCCESS) {
+    fmt::print(stderr, "gated: hyperscan: {}\n", err != nullptr ? err->message : "compile failed");
+    std::abort();
+  }
+  return HsDb(db);
+}
+
+struct Gated {
+  explicit Gated(int min_atom) : filter(min_atom) {}
+  re2::FilteredRE2 filter;
+  std::vector<size_t> pattern_of;  // filter id -> pattern index
+  std::vector<char> unfiltered;    // by pattern index
+  std::vector<HsDb> single;        // by pattern index
+  std::vector<size_t> unfiltered_patterns;  // unfiltered database id -> pattern index
+  HsDb atoms, rest, all;
+  size_t atom_count = 0;
+  hs_scratch_t* scratch = nullptr;
+
+  int Collect(const hs_database_t* db, std::string_view text, std::vector<int>* ids) const {
+    auto on = [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) {
+      static_cast<std::vector<int>*>(ctx)->push_back(static_cast<int>(id));
+      return 0;
+    };
+    return hs_scan(db, text.data(), static_cast<unsigned>(text.size()), 0, scratch, on, ids);
+  }
+  // The request patterns that match `text` (sorted), and the number of
+  // patterns confirmed one by one.
+  std::vector<size_t> Match(std::string_view text, size_t* potentials) const {
+    std::vector<int> hit_atoms, found;
+    std::vector<size_t> out;
+    if (atoms) Collect(atoms.get(), text, &hit_atoms);
+    std::vector<int> pot;
+    filter.AllPotentials(hit_atoms, &pot);
+    for (int f : pot) {
+      const size_t p = pattern_of[f];
+      if (unfiltered[p]) continue;  // in `rest`
+      ++*potentials;
+      bool hit = false;
+      auto stop = [](unsigned, unsigned long long, unsigned long long, unsigned, void* ctx) {
+        *static_cast<bool*>(ctx) = true;
+        return 1;
+      };
+      hs_scan(single[p].get(), text.data(), static_cast<unsigned>(text.size()), 0, scratch, stop, &hit);
+      if (hit) out.push_back(p);
+    }
+    if (rest) Collect(rest.get(), text, &found);
+    for (int id : found) out.push_back(unfiltered_patterns[id]);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+};
+
+const Gated& GatedFor(int min_atom) {
+  static std::map<int, std::unique_ptr<Gated>> built;
+  auto& g = built[min_atom];
+  if (g) return *g;
+  g = std::make_unique<Gated>(min_atom);
+  std::vector<std::string> patterns;
+  std::vector<unsigned> flags;
+  for (const auto& rule : Rules().rules()) {
+    if (!rule.AppliesTo(Where::kRequest)) continue;
+    for (const auto& p : rule.patterns) {
+      unsigned f = HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
+      if (!rule.raw || rule.caseless) f |= HS_FLAG_CASELESS;
+      if (rule.dotall) f |= HS_FLAG_DOTALL;
+      if (rule.multiline) f |= HS_FLAG_MULTILINE;
+      if (p.find("\\x{") != std::string::npos ||
+          std::any_of(p.begin(), p.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+        f |= HS_FLAG_UTF8;
+      }
+      patterns.push_back(p);
+      flags.push_back(f);
+    }
+  }
+  g->unfiltered.assign(patterns.size(), 1);
+  for (size_t i = 0; i < patterns.size(); ++i) {
+    RE2::Options o;
+    o.set_case_sensitive(false);  // caseless atoms are a superset, also for raw rules
+    o.set_dot_nl((flags[i] & HS_FLAG_DOTALL) != 0);
+    o.set_log_errors(false);
+    int id = -1;
+    if (g->filter.Add(patterns[i], o, &id) == RE2::NoError) {
+      if (static_cast<size_t>(id) >= g->pattern_of.size()) g->pattern_of.resize(id + 1);
+      g->pattern_of[id] = i;
+    }
+  }
+  std::vector<std::string> atoms;
+  g->filter.Compile(&atoms);
+  g->atom_count = atoms.size();
+  std::vector<int> always;
+  g->filter.AllPotentials({}, &always);  // the patterns without a formula
+  for (size_t i = 0; i < g->pattern_of.size(); ++i) g->unfiltered[g->pattern_of[i]] = 0;
+  for (int f : always) g->unfiltered[g->pattern_of[f]] = 1;
+  std::vector<std::string> rest;
+  std::vector<unsigned> rest_flags;
+  for (size_t i = 0; i < patterns.size(); ++i) {
+    g->single.push_back(CompileHs({patterns[i]}, {flags[i]}, false));
+    if (!g->unfiltered[i]) continue;
+    rest.push_back(patterns[i]);
+    rest_flags.push_back(flags[i]);
+    g->unfiltered_patterns.push_back(i);
+  }
+  g->atoms = CompileHs(atoms, std::vector<unsigned>(atoms.size(), HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH), true);
+  g->rest = CompileHs(rest, rest_flags, false);
+  g->all = CompileHs(patterns, flags, false);
+  for (const HsDb* db : {&g->atoms, &g->rest, &g->all}) {
+    if (*db) hs_alloc_scratch(db->get(), &g->scratch);
+  }
+  for (const HsDb& db : g->single) hs_alloc_scratch(db.get(), &g->scratch);
+  // The same patterns as one database of all of them, piece by piece.
+  size_t pieces = 0, differ = 0, potentials = 0;
+  for (const std::string* text : {&Clean(), &Mixed()}) {
+    for (size_t at = 0; at < text->size(); at += kPiece, ++pieces) {
+      const std::string_view piece = std::string_view(*text).substr(at, kPiece);
+      std::vector<int> ids;
+      g->Collect(g->all.get(), piece, &ids);
+      std::vector<size_t> want(ids.begin(), ids.end());
+      std::sort(want.begin(), want.end());
+      want.erase(std::unique(want.begin(), want.end()), want.end());
+      differ += g->Match(piece, &potentials) != want;
+    }
+  }
+  fmt::print(stderr, "setup: gated min_atom={}: {} patterns, {} atoms, {} without a formula; {} of {} pieces differ from one database\n",
+             min_atom, patterns.size(), atoms.size(), rest.size(), differ, pieces);
+  if (differ != 0) std::abort();
+  return *g;
+}
+
+void BlockGated(benchmark::State& state, const std::string& text) {
+  const Gated& g = GatedFor(static_cast<int>(state.range(0)));
+  size_t matched = 0, potentials = 0;
+  for (auto _ : state) {
+    matched = potentials = 0;
+    for (size_t at = 0; at < text.size(); at += kPiece) {
+      matched += g.Match(std::string_view(text).substr(at, kPiece), &potentials).size();
+    }
+    benchmark::DoNotOptimize(matched);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text.size()));
+  state.counters["patterns_matched"] = static_cast<double>(matched);
+  state.counters["confirmed_per_16k"] = static_cast<double>(potentials) / (text.size() / kPiece);
+  state.counters["atoms"] = static_cast<double>(g.atom_count);
+  state.counters["without_formula"] = static_cast<double>(g.unfiltered_patterns.size());
+}
+void BM_GatedClean(benchmark::State& s) { BlockGated(s, Clean()); }
+void BM_GatedMixed(benchmark::State& s) { BlockGated(s, Mixed()); }
+
 BENCHMARK(BM_AigisBlockClean)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Re2SetClean)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AigisBlockMixed)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Re2SetMixed)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GatedClean)->Arg(3)->Arg(5)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GatedMixed)->Arg(3)->Arg(5)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AigisStream1K)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Prompt4KParseOnly)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Prompt4KParseAndScreen)->Unit(benchmark::kMicrosecond);
