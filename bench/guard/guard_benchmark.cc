@@ -15,6 +15,9 @@
 // database does, so the comparison is of that step; aigis also normalises
 // non-ASCII text and looks for decoding layers in the same call.
 //
+// A prototype of a gated detect step (FilteredRE2 formulas over a Hyperscan
+// literal database, "gated detect" below) runs on the same pieces.
+//
 // `make bench-guard`; results in bench/results/guard.md.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
