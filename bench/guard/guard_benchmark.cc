@@ -358,9 +358,11 @@ const Gated& GatedFor(int min_atom) {
   g = std::make_unique<Gated>(min_atom);
   std::vector<std::string> patterns;
   std::vector<unsigned> flags;
+  std::vector<const std::string*> rule_of;  // by pattern index: the rule's id
   for (const auto& rule : Rules().rules()) {
     if (!rule.AppliesTo(Where::kRequest)) continue;
     for (const auto& p : rule.patterns) {
+      rule_of.push_back(&rule.id);
       unsigned f = HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
       if (!rule.raw || rule.caseless) f |= HS_FLAG_CASELESS;
       if (rule.dotall) f |= HS_FLAG_DOTALL;
@@ -423,6 +425,12 @@ const Gated& GatedFor(int min_atom) {
   }
   fmt::print(stderr, "setup: gated min_atom={}: {} patterns, {} atoms, {} without a formula; {} of {} pieces differ from one database\n",
              min_atom, patterns.size(), atoms.size(), rest.size(), differ, pieces);
+  // The rules a rewrite around anchors has to start with.
+  std::vector<std::string> ids;
+  for (size_t p : g->unfiltered_patterns) ids.push_back(*rule_of[p]);
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  fmt::print(stderr, "setup: gated min_atom={}: rules with a pattern without a formula: {}\n", min_atom,
+             fmt::join(ids, " "));
   if (differ != 0) std::abort();
   return *g;
 }
