@@ -1171,8 +1171,6 @@ std::optional<std::vector<Sym>> ChainObjects(const ChainPlan& plan, Overlay& ove
     const Node n = queue[i];
     auto it = edges.find(internal::Pair(n.type, n.relation));
     if (it == edges.end()) continue;
-    Sym userset = 0;  // n.object#n.relation, when some tuple uses it
-    bool userset_found = false;
     for (const Edge& e : it->second) {
       auto lead = [&](const Tuple& t) {
         if (t.condition == 0) grant(t.object, e.to_type, e.to_relation, n.depth + 1);
@@ -1182,11 +1180,7 @@ std::optional<std::vector<Sym>> ChainObjects(const ChainPlan& plan, Overlay& ove
           grant(n.object, n.type, e.to_relation, n.depth + 1);
           break;
         case ChainPlan::EdgeKind::kUserset:
-          if (!userset_found) {
-            userset_found = true;
-            userset = view.UsersetOf(n.object, n.relation);
-          }
-          if (userset != 0) view.ForUserTypeRelation(userset, e.to_type, e.to_relation, lead);
+          view.ForUsersetStep(n.object, n.relation, e.to_type, e.to_relation, lead);
           break;
         case ChainPlan::EdgeKind::kTupleset:
           view.ForUserTypeRelation(n.object, e.to_type, e.tupleset, lead);

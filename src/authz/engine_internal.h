@@ -272,8 +272,6 @@ struct Segment {
   // Userset symbols ("o#r") used as tuple users here, by their base object.
   std::vector<Sym> userset_list;
   boost::unordered_flat_map<Sym, Range> usersets_by_base;
-  // The same usersets by Pair(base, relation).
-  boost::unordered_flat_map<uint64_t, Sym> userset_of;
   // The tuples whose user is a userset "base#via", by (base, via, object
   // type, relation): a step from an object through its userset into the
   // lists of one type and relation, in one lookup (range of usl_list, tuple
@@ -391,50 +389,28 @@ class View {
   // The live tuples with this user, an object of this type and this relation.
   template <typename F>
   void ForUserTypeRelation(Sym user, Sym type, Sym relation, F&& f) const {
-    ForUserTypeRelationAt(user, type, relation, [&](size_t seg, const Segment& s, const Range& range) {
-      for (uint32_t at = range.begin; at < range.begin + range.count; ++at) {
-        const Tuple& t = s.tuples[s.utr_list[at]];
-        if (!Deleted(seg, t.seq)) f(t);
-      }
-    });
+    ForIndexed(&Segment::by_user_type_relation, Triple{user, type, relation},
+             [&](size_t seg, const Segment& s, const Range& r) { LiveTuples(seg, s, r, s.utr_list, f); });
   }
   // Their objects only (read beside the index; a tuple is read only to see
   // whether a newer segment deleted it).
   template <typename F>
   void ForUserTypeRelationObjects(Sym user, Sym type, Sym relation, F&& f) const {
-    ForUserTypeRelationAt(user, type, relation, [&](size_t seg, const Segment& s, const Range& range) {
-      const bool deletions = DeletionsAfter(seg);
-      for (uint32_t at = range.begin; at < range.begin + range.count; ++at) {
-        if (!deletions || !Deleted(seg, s.tuples[s.utr_list[at]].seq)) f(s.utr_objects[at]);
-      }
-    });
+    ForIndexed(&Segment::by_user_type_relation, Triple{user, type, relation},
+             [&](size_t seg, const Segment& s, const Range& r) { LiveObjects(seg, s, r, s.utr_list, s.utr_objects, f); });
   }
-  // The objects of the live tuples whose user is the userset "base#via",
-  // of an object of this type and this relation.
+  // The live tuples whose user is the userset "base#via", of an object of
+  // this type and this relation (a step through a userset, one lookup).
+  template <typename F>
+  void ForUsersetStep(Sym base, Sym via, Sym type, Sym relation, F&& f) const {
+    ForIndexed(&Segment::by_userset_step, UsersetStepKey{base, via, type, relation},
+             [&](size_t seg, const Segment& s, const Range& r) { LiveTuples(seg, s, r, s.usl_list, f); });
+  }
+  // Their objects only.
   template <typename F>
   void ForUsersetStepObjects(Sym base, Sym via, Sym type, Sym relation, F&& f) const {
-    const UsersetStepKey key{base, via, type, relation};
-    for (size_t i = 0; i < segs_.size(); ++i) {
-      const Segment& s = *segs_[i];
-      if (s.by_userset_step.empty()) continue;
-      auto it = s.by_userset_step.find(key);
-      if (it == s.by_userset_step.end()) continue;
-      const bool deletions = DeletionsAfter(i);
-      for (uint32_t at = it->second.begin; at < it->second.begin + it->second.count; ++at) {
-        if (!deletions || !Deleted(i, s.tuples[s.usl_list[at]].seq)) f(s.usl_objects[at]);
-      }
-    }
-  }
-  // The symbol "base#relation" when some tuple (of any version of the
-  // segments) has it as its user, else 0.
-  Sym UsersetOf(Sym base, Sym relation) const {
-    const uint64_t key = Pair(base, relation);
-    for (const Segment* s : segs_) {
-      if (s->userset_of.empty()) continue;
-      auto it = s->userset_of.find(key);
-      if (it != s->userset_of.end()) return it->second;
-    }
-    return 0;
+    ForIndexed(&Segment::by_userset_step, UsersetStepKey{base, via, type, relation},
+             [&](size_t seg, const Segment& s, const Range& r) { LiveObjects(seg, s, r, s.usl_list, s.usl_objects, f); });
   }
   // Whether some tuple (of any version of the segments, so possibly a
   // deleted one) has this user, an object of this type and this relation.
@@ -500,17 +476,33 @@ class View {
   TupleView ToView(const Tuple& t) const;
 
  private:
-  // f(segment index, segment, range of its utr_list) for each segment with
-  // entries for (user, type, relation), deleted ones included.
-  template <typename F>
-  void ForUserTypeRelationAt(Sym user, Sym type, Sym relation, F&& f) const {
-    const Triple key{user, type, relation};
+  // f(segment index, segment, range) for each segment whose `index` has
+  // `key` (the range is of the list the index points into).
+  template <typename Index, typename Key, typename F>
+  void ForIndexed(Index Segment::*index, const Key& key, F&& f) const {
     for (size_t i = 0; i < segs_.size(); ++i) {
       const Segment& s = *segs_[i];
-      if (s.by_user_type_relation.empty()) continue;
-      auto it = s.by_user_type_relation.find(key);
-      if (it == s.by_user_type_relation.end()) continue;
-      f(i, s, it->second);
+      const Index& map = s.*index;
+      if (map.empty()) continue;
+      auto it = map.find(key);
+      if (it != map.end()) f(i, s, it->second);
+    }
+  }
+  // The tuples of `range` in `list` (tuple indexes) that no newer segment
+  // deleted; LiveObjects: their objects, from `objects` beside `list`.
+  template <typename F>
+  void LiveTuples(size_t seg, const Segment& s, const Range& range, const std::vector<uint32_t>& list, F& f) const {
+    for (uint32_t at = range.begin; at < range.begin + range.count; ++at) {
+      const Tuple& t = s.tuples[list[at]];
+      if (!Deleted(seg, t.seq)) f(t);
+    }
+  }
+  template <typename F>
+  void LiveObjects(size_t seg, const Segment& s, const Range& range, const std::vector<uint32_t>& list,
+                   const std::vector<Sym>& objects, F& f) const {
+    const bool deletions = DeletionsAfter(seg);
+    for (uint32_t at = range.begin; at < range.begin + range.count; ++at) {
+      if (!deletions || !Deleted(seg, s.tuples[list[at]].seq)) f(objects[at]);
     }
   }
   bool DeletionsAfter(size_t seg) const {

@@ -169,7 +169,7 @@ size_t Segment::MemoryBytes() const {
          user_list.capacity() + entity_list.capacity() + userset_list.capacity() + utr_list.capacity() +
           utr_objects.capacity() + usl_list.capacity() + usl_objects.capacity()) * 4 + by_or.bytes() +
          map_bytes(by_user) + map_bytes(by_key) + map_bytes(by_user_type_relation) + map_bytes(tombstones) + map_bytes(mentions) +
-         map_bytes(entities_by_type) + map_bytes(usersets_by_base) + map_bytes(userset_of) + map_bytes(by_userset_step);
+         map_bytes(entities_by_type) + map_bytes(usersets_by_base) + map_bytes(by_userset_step);
 }
 
 View::View(const SetData& d) {
@@ -433,8 +433,6 @@ std::shared_ptr<const Segment> SegmentBuilder::Finish(std::vector<Tuple> tuples,
   Group(usersets.size(), s.usersets_by_base, s.userset_list,
         [&](size_t i) { return std::optional<Sym>(info(usersets[i]).base); }, [](Range& r) -> Range& { return r; });
   for (uint32_t& u : s.userset_list) u = usersets[u];
-  s.userset_of.reserve(usersets.size());
-  for (Sym u : usersets) s.userset_of.emplace(Pair(info(u).base, info(u).relation), u);
 
   s.tombstones = std::move(tombstones);
   s.or_list.shrink_to_fit();
