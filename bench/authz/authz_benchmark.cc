@@ -7,7 +7,8 @@
 // Before the benchmarks run, main() does the one-off measurements, printed
 // as "setup:" lines and recorded in the report's context (JSON
 // "context" with --benchmark_out): generation, TupleSet build time and
-// bytes per tuple (glibc mallinfo2 around the build), and the SQLite
+// bytes per tuple (glibc mallinfo2 plus TupleSet::MappedBytes around the
+// build), and the SQLite
 // write + load through authz::Service. Then it builds, for each kind of
 // Check, a list of queries (half allowed, half denied) whose answers the
 // engine confirmed once; the Check benchmarks cycle through that list,
@@ -98,7 +99,8 @@ void Report(const std::string& key, const std::string& value) {
 
 size_t HeapInUse() {
   struct mallinfo2 mi = mallinfo2();
-  return mi.uordblks + mi.hblkhd;  // arena chunks in use + mmapped chunks
+  // arena chunks in use + mmapped chunks + the tuple store's own mappings
+  return mi.uordblks + mi.hblkhd + TupleSet::MappedBytes();
 }
 
 // ------------------------------------------------------------- setup ----

@@ -243,6 +243,10 @@ class TupleSet {
   uint64_t ModifiedAt(std::string_view object, std::string_view relation) const;
   // Approximate heap bytes held by this version (shared segments included).
   size_t MemoryUsage() const;
+  // Bytes that every TupleSet of the process holds in mappings of its own
+  // (its large arrays, on huge pages where the kernel allows: see
+  // engine_internal.h), which malloc statistics do not count.
+  static size_t MappedBytes();
 
   struct Data;  // internal
 

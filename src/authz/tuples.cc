@@ -33,8 +33,11 @@
 //
 // Forks: a Write on a version that is not the newest of its lineage starts a
 // new lineage id (its new symbol ids may differ from a sibling's).
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
+#include <new>
 #include <tuple>
 
 #include "authz/authz.h"
@@ -149,13 +152,44 @@ namespace internal {
 size_t HashText(std::string_view s) { return std::hash<std::string_view>{}(s); }
 
 void SymTable::Resize(size_t cap, const std::string& chars) {
-  std::vector<Slot> old = std::move(slots_);
+  BigVector<Slot> old = std::move(slots_);
   slots_.assign(cap, Slot{});
   mask_ = cap - 1;
   for (const Slot& s : old) {
     if (s.tag != 0) Place(s, HashText(std::string_view(chars).substr(s.begin, s.len)));
   }
 }
+
+namespace {
+constexpr uintptr_t kHugePage = uintptr_t{2} << 20;
+constexpr uintptr_t kPage = 4096;
+uintptr_t RoundUp(uintptr_t x, uintptr_t to) { return (x + to - 1) & ~(to - 1); }
+std::atomic<size_t> g_huge_mapped{0};
+}  // namespace
+
+void* MapHugeAligned(size_t bytes) {
+  const uintptr_t len = RoundUp(bytes, kPage);
+  // Map a huge page more than needed, then give back what lies before the
+  // first 2 MiB boundary and after the block.
+  void* raw = mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t start = RoundUp(begin, kHugePage);
+  const uintptr_t end = begin + len + kHugePage;
+  if (start > begin) munmap(raw, start - begin);
+  if (end > start + len) munmap(reinterpret_cast<void*>(start + len), end - (start + len));
+  madvise(reinterpret_cast<void*>(start), len, MADV_HUGEPAGE);  // a hint: without THP, ordinary pages
+  g_huge_mapped.fetch_add(len, std::memory_order_relaxed);
+  return reinterpret_cast<void*>(start);
+}
+
+void UnmapHugeAligned(void* p, size_t bytes) {
+  const uintptr_t len = RoundUp(bytes, kPage);
+  munmap(p, len);
+  g_huge_mapped.fetch_sub(len, std::memory_order_relaxed);
+}
+
+size_t HugeMappedBytes() { return g_huge_mapped.load(std::memory_order_relaxed); }
 
 Segment::Segment() = default;
 
@@ -332,8 +366,8 @@ namespace {
 
 // Groups `n` items into ranges by key: fills `list` with item indexes grouped
 // by key (items keep their order within a group) and sets each key's range.
-template <typename Map, typename KeyOf, typename RangeOf>
-void Group(size_t n, Map& map, std::vector<uint32_t>& list, KeyOf key_of, RangeOf range_of) {
+template <typename Map, typename List, typename KeyOf, typename RangeOf>
+void Group(size_t n, Map& map, List& list, KeyOf key_of, RangeOf range_of) {
   for (size_t i = 0; i < n; ++i) {
     if (auto k = key_of(i)) ++range_of(map[*k]).count;
   }
@@ -361,8 +395,8 @@ std::shared_ptr<const Segment> SegmentBuilder::Finish(std::vector<Tuple> tuples,
                                                       boost::unordered_flat_set<uint32_t> tombstones) {
   Segment& s = *seg;
   auto info = [&](Sym x) -> SymInfo { return s.HasSym(x) ? s.sym_info[x - s.sym_first] : older->Info(x); };
-  s.tuples = std::move(tuples);
-  s.tuples.shrink_to_fit();
+  s.tuples.assign(tuples.begin(), tuples.end());
+  std::vector<Tuple>().swap(tuples);
   s.chars.shrink_to_fit();
   s.sym_end.shrink_to_fit();
   s.sym_info.shrink_to_fit();
@@ -475,7 +509,7 @@ struct TupleSet::Data : SetData {
 namespace internal {
 const SetData& TupleSetAccess::Data(const TupleSet& t) { return *t.data_; }
 
-void OrTable::Build(const boost::unordered_flat_map<uint64_t, OrEntry>& from, const std::vector<OrItem>& or_list) {
+void OrTable::Build(const boost::unordered_flat_map<uint64_t, OrEntry>& from, const BigVector<OrItem>& or_list) {
   size_t cap = 8;
   while (cap * 7 < from.size() * 10) cap *= 2;  // load <= 0.7
   keys_.assign(from.empty() ? 0 : cap, 0);
@@ -730,6 +764,8 @@ uint64_t TupleSet::ModifiedAt(std::string_view object, std::string_view relation
   if (!o || !r) return 0;
   return view.ModifiedAt(o, r);
 }
+
+size_t TupleSet::MappedBytes() { return internal::HugeMappedBytes(); }
 
 size_t TupleSet::MemoryUsage() const {
   size_t n = sizeof(Data);
