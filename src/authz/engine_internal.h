@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 #include <cstdint>
@@ -132,11 +133,13 @@ struct TripleHash {
   }
 };
 
-// One entry of an (object, relation) list: the user inline, so that a short
-// list is searched without touching the tuples.
+// One entry of an (object, relation) list: the user and whether the tuple
+// has a condition inline, so that a short list is searched, and an
+// unconditional grant found, without touching the tuples.
 struct OrItem {
   Sym user;
-  uint32_t tuple;  // index into Segment::tuples
+  uint32_t tuple : 31;  // index into Segment::tuples (SegmentBuilder::Finish checks the bound)
+  uint32_t conditional : 1;
 };
 
 // Lists up to this long are searched by scanning; longer ones have their
@@ -474,8 +477,10 @@ class View {
   };
   size_t Entries(Sym o, Sym r, SegEntry* out) const;
   // The live tuple with user `u` given the entries from Entries (newest
-  // first, as FindKey).
-  const Tuple* FindIn(const SegEntry* entries, size_t n, Sym o, Sym r, Sym u) const;
+  // first, as FindKey). With `conditional`, also whether it has a
+  // condition: false means that the tuple need not be read (unread here
+  // when its list is short and no newer segment deletes anything).
+  const Tuple* FindIn(const SegEntry* entries, size_t n, Sym o, Sym r, Sym u, bool* conditional = nullptr) const;
   // The userset tuples of the entries, in insertion order, as f(item,
   // tuple) where item is the Segment::UsersetItem and tuple() reads the
   // tuple (nullptr when a newer segment deleted it): a caller that can rule
@@ -585,7 +590,9 @@ class View {
   }
   const Segment* SegmentOf(Sym s) const;
 
-  std::vector<const Segment*> segs_;
+  // Inline: a View is made per request (Overlay), and a set has at most
+  // kMaxSegments segments (tuples.cc) plus the overlay's two.
+  boost::container::small_vector<const Segment*, 12> segs_;
   Sym next_sym_ = 1;
 };
 

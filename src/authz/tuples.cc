@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <atomic>
 #include <new>
+#include <stdexcept>
 #include <tuple>
 
 #include "authz/authz.h"
@@ -261,23 +262,29 @@ size_t View::Entries(Sym o, Sym r, SegEntry* out) const {
   return n;
 }
 
-const Tuple* View::FindIn(const SegEntry* entries, size_t n, Sym o, Sym r, Sym u) const {
+const Tuple* View::FindIn(const SegEntry* entries, size_t n, Sym o, Sym r, Sym u, bool* conditional) const {
   for (size_t k = n; k-- > 0;) {
     const Segment& s = *segs_[entries[k].seg];
     const Range& rg = entries[k].entry->all;
     const Tuple* t = nullptr;
+    bool cond = true;
     if (rg.count <= kShortList) {
       const OrItem* items = ItemsOf(s, *entries[k].entry);
       for (uint32_t j = 0; j < rg.count; ++j) {
         if (items[j].user == u) {
           t = &s.tuples[items[j].tuple];
+          cond = items[j].conditional;
           break;
         }
       }
     } else if (auto it = s.by_key.find(Triple{o, r, u}); it != s.by_key.end()) {
       t = &s.tuples[it->second];
+      cond = t->condition != 0;
     }
-    if (t != nullptr) return Deleted(entries[k].seg, t->seq) ? nullptr : t;
+    if (t == nullptr) continue;
+    if (DeletionsAfter(entries[k].seg) && Deleted(entries[k].seg, t->seq)) return nullptr;
+    if (conditional != nullptr) *conditional = cond;
+    return t;
   }
   return nullptr;
 }
@@ -409,7 +416,11 @@ std::shared_ptr<const Segment> SegmentBuilder::Finish(std::vector<Tuple> tuples,
     Group(n, by_or, list, [&](size_t i) { return std::optional<uint64_t>(Pair(s.tuples[i].object, s.tuples[i].relation)); },
           [](OrEntry& e) -> Range& { return e.all; });
     s.or_list.resize(list.size());
-    for (size_t i = 0; i < list.size(); ++i) s.or_list[i] = {s.tuples[list[i]].user, list[i]};
+    if (n >= (size_t{1} << 31)) throw std::length_error("authz segment of 2^31 tuples or more");
+    for (size_t i = 0; i < list.size(); ++i) {
+      const Tuple& t = s.tuples[list[i]];
+      s.or_list[i] = {t.user, list[i], t.condition != 0};
+    }
   }
   Group(n, by_or, s.or_usersets,
         [&](size_t i) -> std::optional<uint64_t> {
@@ -441,8 +452,9 @@ std::shared_ptr<const Segment> SegmentBuilder::Finish(std::vector<Tuple> tuples,
   for (const auto& [k, e] : by_or) {
     if (e.all.count <= internal::kShortList) continue;
     for (uint32_t j = 0; j < e.all.count; ++j) {
-      const Tuple& t = s.tuples[s.or_list[e.all.begin + j].tuple];
-      s.by_key.emplace(Triple{t.object, t.relation, t.user}, s.or_list[e.all.begin + j].tuple);
+      const uint32_t index = s.or_list[e.all.begin + j].tuple;
+      const Tuple& t = s.tuples[index];
+      s.by_key.emplace(Triple{t.object, t.relation, t.user}, index);
     }
   }
   s.by_or.Build(by_or, s.or_list);
