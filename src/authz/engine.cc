@@ -709,7 +709,10 @@ class Evaluator {
         overflow = true;
         return;
       }
-      if (cone->objects.insert(object).second) todo.push_back(object);
+      if (cone->objects.insert(object).second) {
+        todo.push_back(object);
+        view_.PrefetchInfo(object);  // read when its turn comes
+      }
     };
     std::vector<internal::ConeStep> local_steps;
     if (shared != nullptr) {
@@ -738,9 +741,10 @@ class Evaluator {
       }
     }
     const std::vector<internal::ConeStep>& steps = shared ? shared->steps : local_steps;
-    while (!todo.empty() && !overflow) {
-      const Sym o = todo.back();
-      todo.pop_back();
+    // Breadth first: the lookups from one level's objects do not depend on
+    // each other, so their cache misses overlap.
+    for (size_t next = 0; next < todo.size() && !overflow; ++next) {
+      const Sym o = todo[next];
       const Sym otype = view_.Info(o).type;
       for (const internal::ConeStep& st : steps) {
         if (st.from_type != otype) continue;

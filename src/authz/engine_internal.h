@@ -164,8 +164,9 @@ struct OrEntry {
 // a probe sequence (long for an absent key at this load: most lookups are,
 // as a Check asks every segment) usually stays in one line; the entries are
 // a parallel array of one cache line each. A lookup touches the key line
-// and, when found, the entry's line; Prefetch starts both for the key's home
-// slot, where most keys sit. Key 0 is "empty" (Pair(object, relation) is
+// and, when found, the entry's line; Prefetch starts the key line and the
+// entry lines of the key's home slot and the next one (at this load most
+// keys sit in one of the two). Key 0 is "empty" (Pair(object, relation) is
 // never 0).
 class OrTable {
  public:
@@ -184,6 +185,7 @@ class OrTable {
     const size_t i = Hash(key) & mask_;
     __builtin_prefetch(&keys_[i]);
     __builtin_prefetch(&entries_[i]);
+    __builtin_prefetch(&entries_[(i + 1) & mask_]);
   }
   template <typename F>
   void ForEach(F&& f) const {
