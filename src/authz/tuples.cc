@@ -18,7 +18,10 @@
 //   object -> the userset symbols "object#rel" used as users.
 // A lookup consults every segment (at most kMaxSegments), skipping tuples
 // tombstoned by a newer segment; segments hold increasing seqs, so
-// concatenating their lists gives insertion order.
+// concatenating their lists gives insertion order. A segment's large arrays
+// and tables sit in mappings of their own on transparent huge pages
+// (HugePageAllocator, engine_internal.h): nearly every lookup at 1M tuples
+// misses the cache, and 2 MiB pages spare it the TLB miss as well.
 //
 // Write never touches a published segment: it validates against the current
 // view, builds a new segment from the batch (O(batch)), appends it, and then,
