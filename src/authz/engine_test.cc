@@ -7,6 +7,7 @@
 #include <set>
 
 #include "authz/authz.h"
+#include "authz/engine_internal.h"
 
 namespace aigis::authz {
 namespace {
@@ -829,6 +830,55 @@ type doc
   auto listed = engine.ListObjects(tuples, "doc", "viewer", "user:a", {}, "");
   ASSERT_TRUE(listed.ok()) << listed.status().ToString();
   EXPECT_EQ(*listed, (std::vector<std::string>{"doc:1", "doc:2"}));
+}
+
+// The Evaluator's tables are reused from one request to the next on a
+// thread (EvalScratch): nothing of one request may answer the next. Each
+// pair below asks the same question of two versions of one lineage (same
+// symbols) whose answers differ, in both directions, so that a memo, a
+// MayReach result or a cone left over would give the old answer.
+TEST_F(EngineTest, NothingOfOneRequestAnswersTheNext) {
+  // Without explain: the tables are filled only then.
+  auto ask = [&](const char* user) {
+    auto r = engine_.Check(tuples_, {Tk("document:1", "viewer", user), {}, "", false});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() && r->allowed;
+  };
+  W({Tk("document:1", "editor", "group:eng#member"), Tk("group:eng", "member", "group:core#member"),
+     Tk("group:core", "member", "user:carl"), Tk("group:ops", "member", "user:dan")});
+  EXPECT_TRUE(ask("user:carl"));
+  EXPECT_FALSE(ask("user:dan"));
+  ASSERT_TRUE(tuples_
+                  .Write(model_, {Tk("group:eng", "member", "group:ops#member")},
+                         {Tk("group:core", "member", "user:carl")})
+                  .ok());
+  EXPECT_FALSE(ask("user:carl"));
+  EXPECT_TRUE(ask("user:dan"));
+  EXPECT_FALSE(Allowed("document:1", "viewer", "user:carl"));  // with explain
+  EXPECT_TRUE(Allowed("document:1", "viewer", "user:dan"));
+  // A request over a large group, then small ones again.
+  std::vector<TupleKey> many;
+  for (int i = 0; i < 3000; ++i) many.push_back(Tk("group:eng", "member", "group:g" + std::to_string(i) + "#member"));
+  W(many);
+  EXPECT_FALSE(ask("user:erin"));
+  EXPECT_TRUE(ask("user:dan"));
+  EXPECT_FALSE(ask("user:carl"));
+}
+
+// Large arrays of the tuple store come from mappings of their own, aligned
+// for huge pages and counted by TupleSet::MappedBytes; small ones from the heap.
+TEST(TupleStoreMemory, LargeArraysAreMappedAlignedAndCounted) {
+  const size_t before = TupleSet::MappedBytes();
+  {
+    internal::BigVector<uint64_t> big(internal::kHugeAllocBytes / sizeof(uint64_t) + 1000);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % internal::kHugeAllocBytes, 0u);
+    EXPECT_GE(TupleSet::MappedBytes(), before + internal::kHugeAllocBytes + 1000 * sizeof(uint64_t));
+    for (size_t i = 0; i < big.size(); i += 4096) big[i] = i;  // the mapping is writable
+    EXPECT_EQ(big[4096], 4096u);
+    internal::BigVector<uint64_t> small(100);
+    EXPECT_EQ(TupleSet::MappedBytes(), before + ((big.size() * sizeof(uint64_t) + 4095) / 4096) * 4096);
+  }
+  EXPECT_EQ(TupleSet::MappedBytes(), before);
 }
 
 }  // namespace
