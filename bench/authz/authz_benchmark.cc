@@ -8,13 +8,13 @@
 // as "setup:" lines and recorded in the report's context (JSON
 // "context" with --benchmark_out): generation, TupleSet build time and
 // bytes per tuple (glibc mallinfo2 plus TupleSet::MappedBytes around the
-// build), and the SQLite
-// write + load through authz::Service. Then it builds, for each kind of
-// Check, a list of queries (half allowed, half denied) whose answers the
-// engine confirmed once; the Check benchmarks cycle through that list,
-// time every call, and report p50/p90/p99 as counters (`wrong` counts
-// answers that differ from the confirmed one: it must stay 0). "uncached"
-// calls Engine::Check; "cached" goes through a warmed authz::CheckCache.
+// build), and the SQLite write + load through authz::Service. Then it
+// builds, for each kind of Check, a list of queries (half allowed, half
+// denied) whose answers the engine confirmed once; the Check benchmarks
+// cycle through that list, time every call, and report p50/p90/p99 as
+// counters (`wrong` counts answers that differ from the confirmed one: it
+// must stay 0). "uncached" calls Engine::Check; "cached" goes through a
+// warmed authz::CheckCache.
 //
 // Flags besides Google Benchmark's:
 //   --authz_queries=10000        queries per Check kind
