@@ -742,7 +742,8 @@ class Evaluator {
     }
     const std::vector<internal::ConeStep>& steps = shared ? shared->steps : local_steps;
     // Breadth first: the lookups from one level's objects do not depend on
-    // each other, so their cache misses overlap.
+    // each other, so their cache misses can overlap (no gain measured
+    // beyond noise: bench/results/authz.md).
     for (size_t next = 0; next < todo.size() && !overflow; ++next) {
       const Sym o = todo[next];
       const Sym otype = view_.Info(o).type;
@@ -899,34 +900,31 @@ class Evaluator {
       if (e.state == State::kCycle) cycle = true;
       if (e.state == State::kError && (!error || t.seq < error->first)) error.emplace(t.seq, e.error);
     };
-    // Whether a matching tuple grants (its condition holds).
-    auto grants = [&](const Tuple& t, const SymInfo& tu) {
-      if (!Admitted(rel, tu, t.condition)) return false;
-      if (t.condition == 0) return true;
-      Eval c = ConditionHolds(t);
+    // Whether a tuple FindIn found (nullptr: none) grants: admitted, and its
+    // condition holds. An unconditional one is judged without reading it.
+    auto grants = [&](const Tuple* t, bool conditional, const SymInfo& tu) {
+      if (t == nullptr) return false;
+      if (!conditional) return Admitted(rel, tu, 0);
+      if (!Admitted(rel, tu, t->condition)) return false;
+      if (t->condition == 0) return true;
+      Eval c = ConditionHolds(*t);
       if (c.state == State::kTrue) return true;
-      fail(t, c);
+      fail(*t, c);
       return false;
     };
     View::SegEntry entries[View::kMaxEntries];
     const size_t n = view_.Entries(object, relsym, entries);
     if (n == 0) return Eval::False();
-    // An unconditional tuple grants when admitted: read without the tuple.
     bool conditional = true;
-    if (const Tuple* t = view_.FindIn(entries, n, object, relsym, user, &conditional);
-        t && (conditional ? grants(*t, ui) : Admitted(rel, ui, 0))) {
-      return {State::kTrue, {}, {}};
-    }
+    const Tuple* exact = view_.FindIn(entries, n, object, relsym, user, &conditional);
+    if (grants(exact, conditional, ui)) return {State::kTrue, {}, {}};
     bool wildcards = false;
     for (size_t k = 0; k < n; ++k) wildcards = wildcards || entries[k].entry->wildcards > 0;
     if (wildcards && ui.kind == SymKind::kObject) {
       Sym ws = WildcardOf(ui.type);
       if (ws != 0) {
-        const SymInfo wi = view_.Info(ws);
-        if (const Tuple* t = view_.FindIn(entries, n, object, relsym, ws, &conditional);
-            t && (conditional ? grants(*t, wi) : Admitted(rel, wi, 0))) {
-          return {State::kTrue, {}, {}};
-        }
+        const Tuple* wild = view_.FindIn(entries, n, object, relsym, ws, &conditional);
+        if (grants(wild, conditional, view_.Info(ws))) return {State::kTrue, {}, {}};
       }
     }
     if (shallow_) {
