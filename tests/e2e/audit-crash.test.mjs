@@ -49,9 +49,15 @@ audit:
     dataDir = await makeTempDir();
     const acked = [];
     let total = 0;
+    let apiKey = null;
     for (let round = 0; round < ROUNDS; round++) {
       const gw = await startAigis(config, { env });
       try {
+        // aigis writes the bootstrap agent's key only when it creates the
+        // agent (round 0); the later rounds, on the same data, reuse it.
+        apiKey ??= gw.apiKey;
+        assert.ok(apiKey, 'aigis wrote no API key for the bootstrap agent');
+        gw.apiKey = apiKey;
         if (round > 0) {
           // What the previous rounds acknowledged survived the kill.
           const ids = await recordedIds(gw);
@@ -85,7 +91,8 @@ audit:
         // requests (a slow sanitizer build on a busy host may take seconds
         // for the first ones), at a random point after that.
         const before = acked.length;
-        await waitFor(() => acked.length - before >= MIN_ACKED_PER_ROUND, { timeoutMs: 20_000 });
+        const enough = await waitFor(() => acked.length - before >= MIN_ACKED_PER_ROUND, { timeoutMs: 20_000 });
+        assert.ok(enough, `round ${round}: ${acked.length - before} requests acknowledged in 20 s`);
         await sleep(100 + Math.floor(Math.random() * 500));
         gw.signal('SIGKILL');
         stop = true;
